@@ -1,0 +1,203 @@
+/* buf.c - bounded growable byte buffer (see buf.h). */
+#include "core/buf.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+void sl_buf_init(struct sl_buf *b, size_t max)
+{
+    b->data = NULL;
+    b->len = b->off = b->cap = 0;
+    b->max = max;
+}
+
+void sl_buf_free(struct sl_buf *b)
+{
+    free(b->data);
+    b->data = NULL;
+    b->len = b->off = b->cap = 0;
+}
+
+void sl_buf_reset(struct sl_buf *b)
+{
+    b->len = b->off = 0;
+}
+
+static int reserve(struct sl_buf *b, size_t n)
+{
+    if (n > b->max || sl_buf_size(b) > b->max - n)
+        return SL_ETOOBIG;
+    if (b->cap - b->len >= n)
+        return SL_OK;
+    if (b->off > 0) { /* compact before growing */
+        memmove(b->data, b->data + b->off, b->len - b->off);
+        b->len -= b->off;
+        b->off = 0;
+        if (b->cap - b->len >= n)
+            return SL_OK;
+    }
+    size_t need = b->len + n;
+    size_t cap = b->cap ? b->cap : 64;
+    while (cap < need)
+        cap = cap > SIZE_MAX / 2 ? need : cap * 2;
+    char *p = realloc(b->data, cap);
+    if (p == NULL)
+        return SL_ENOMEM;
+    b->data = p;
+    b->cap = cap;
+    return SL_OK;
+}
+
+int sl_buf_append(struct sl_buf *b, const void *p, size_t n)
+{
+    if (n == 0)
+        return SL_OK;
+    int rc = reserve(b, n);
+    if (rc != SL_OK)
+        return rc;
+    memcpy(b->data + b->len, p, n);
+    b->len += n;
+    return SL_OK;
+}
+
+int sl_buf_puts(struct sl_buf *b, const char *s)
+{
+    return sl_buf_append(b, s, strlen(s));
+}
+
+int sl_buf_vprintf(struct sl_buf *b, const char *fmt, va_list ap)
+{
+    char small[256];
+    va_list ap2;
+    va_copy(ap2, ap);
+    int n = vsnprintf(small, sizeof small, fmt, ap2);
+    va_end(ap2);
+    if (n < 0)
+        return SL_EINVAL;
+    if ((size_t)n < sizeof small)
+        return sl_buf_append(b, small, (size_t)n);
+    int rc = reserve(b, (size_t)n + 1);
+    if (rc != SL_OK)
+        return rc;
+    vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
+    b->len += (size_t)n;
+    return SL_OK;
+}
+
+int sl_buf_printf(struct sl_buf *b, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int rc = sl_buf_vprintf(b, fmt, ap);
+    va_end(ap);
+    return rc;
+}
+
+int sl_buf_put_u64(struct sl_buf *b, uint64_t v)
+{
+    char tmp[24];
+    size_t i = sizeof tmp;
+    do {
+        tmp[--i] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    return sl_buf_append(b, tmp + i, sizeof tmp - i);
+}
+
+int sl_buf_put_i64(struct sl_buf *b, int64_t v)
+{
+    if (v >= 0)
+        return sl_buf_put_u64(b, (uint64_t)v);
+    int rc = sl_buf_append(b, "-", 1);
+    if (rc != SL_OK)
+        return rc;
+    return sl_buf_put_u64(b, (uint64_t)0 - (uint64_t)v);
+}
+
+int sl_buf_put_json_str(struct sl_buf *b, const char *s, size_t n)
+{
+    static const char hex[] = "0123456789abcdef";
+    size_t start_len = b->len;
+    int rc = sl_buf_append(b, "\"", 1);
+    size_t run = 0; /* start of the current run of plain bytes */
+    for (size_t i = 0; i < n && rc == SL_OK; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c >= 0x20 && c != '"' && c != '\\')
+            continue;
+        rc = sl_buf_append(b, s + run, i - run);
+        if (rc != SL_OK)
+            break;
+        run = i + 1;
+        char esc[6] = {'\\', 0, 0, 0, 0, 0};
+        size_t elen = 2;
+        switch (c) {
+        case '"':
+            esc[1] = '"';
+            break;
+        case '\\':
+            esc[1] = '\\';
+            break;
+        case '\n':
+            esc[1] = 'n';
+            break;
+        case '\r':
+            esc[1] = 'r';
+            break;
+        case '\t':
+            esc[1] = 't';
+            break;
+        case '\b':
+            esc[1] = 'b';
+            break;
+        case '\f':
+            esc[1] = 'f';
+            break;
+        default:
+            esc[1] = 'u';
+            esc[2] = '0';
+            esc[3] = '0';
+            esc[4] = hex[c >> 4];
+            esc[5] = hex[c & 15];
+            elen = 6;
+        }
+        rc = sl_buf_append(b, esc, elen);
+    }
+    if (rc == SL_OK)
+        rc = sl_buf_append(b, s + run, n - run);
+    if (rc == SL_OK)
+        rc = sl_buf_append(b, "\"", 1);
+    if (rc != SL_OK)
+        b->len = start_len; /* all or nothing */
+    return rc;
+}
+
+void sl_buf_consume(struct sl_buf *b, size_t n)
+{
+    b->off += n;
+    if (b->off >= b->len) {
+        b->off = b->len = 0;
+    } else if (b->off > 4096 && b->off > (b->len - b->off)) {
+        memmove(b->data, b->data + b->off, b->len - b->off);
+        b->len -= b->off;
+        b->off = 0;
+    }
+}
+
+char *sl_buf_take(struct sl_buf *b, size_t *len)
+{
+    if (sl_buf_size(b) == 0) {
+        *len = 0;
+        return NULL;
+    }
+    if (b->off > 0) {
+        memmove(b->data, b->data + b->off, b->len - b->off);
+        b->len -= b->off;
+        b->off = 0;
+    }
+    char *p = b->data;
+    *len = b->len;
+    b->data = NULL;
+    b->len = b->cap = 0;
+    return p;
+}

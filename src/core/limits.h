@@ -1,0 +1,35 @@
+/* limits.h - every fixed bound of sluice, named, with why.
+ * Settable bounds are rows of the config table (core/config.h); the
+ * SL_LIMIT_*_DEFAULT values here are their defaults. Bounds that are not
+ * settable live only here. */
+#ifndef SL_LIMITS_H
+#define SL_LIMITS_H
+
+/* Request line plus header fields, in bytes (config max_header_bytes). 16 KiB
+ * is nginx's large_client_header_buffers order and far above any SDK's. */
+#define SL_LIMIT_HEADER_BYTES_DEFAULT 16384
+/* Header fields per request (config max_headers). Bounds the parser's header
+ * array: a flood of tiny headers costs CPU per lookup. */
+#define SL_LIMIT_HEADERS_DEFAULT 100
+/* Request target length in bytes (config max_url_bytes); 414 past it. */
+#define SL_LIMIT_URL_BYTES_DEFAULT 8192
+/* Request body bytes (config max_body_bytes); 413 past it. A long chat with
+ * many messages stays well under 4 MiB. */
+#define SL_LIMIT_BODY_BYTES_DEFAULT (4 * 1024 * 1024)
+/* Bytes queued for a client that is not reading (config
+ * max_write_buffer_bytes): past it the connection is closed, so a client that
+ * stops reading costs bounded memory. */
+#define SL_LIMIT_WRITE_BUFFER_DEFAULT (1024 * 1024)
+/* Hard ceiling on the header array whatever max_headers says. */
+#define SL_LIMIT_HEADERS_MAX 1000
+/* Bytes of chunk-size line extensions and of trailers in a chunked request
+ * body: neither carries anything sluice uses, so they are bounded tightly. */
+#define SL_LIMIT_CHUNK_EXT_BYTES 1024
+#define SL_LIMIT_TRAILER_BYTES   8192
+/* Bytes read from a socket per read callback. */
+#define SL_LIMIT_READ_CHUNK 65536
+/* Requests read ahead on one connection while an earlier one is answered
+ * (pipelining): the rest waits in the kernel. */
+#define SL_LIMIT_PIPELINE_BYTES (SL_LIMIT_HEADER_BYTES_DEFAULT * 4)
+
+#endif

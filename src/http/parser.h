@@ -1,0 +1,127 @@
+/* parser.h - HTTP/1.1 request parser, sans-I/O.
+ * Owns: the request line, header fields, framing (Content-Length or chunked),
+ * the bounds on all of them, and the chunked body decoder.
+ * Does not own: sockets, timers, memory (headers point into the caller's
+ * buffer), routing, or what a response looks like. */
+#ifndef SL_HTTP_PARSER_H
+#define SL_HTTP_PARSER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/buf.h"
+#include "core/err.h"
+
+enum sl_http_method {
+    SL_HTTP_OTHER = 0, /* a valid token sluice does not know: the router says 405/501 */
+    SL_HTTP_GET,
+    SL_HTTP_HEAD,
+    SL_HTTP_POST,
+    SL_HTTP_PUT,
+    SL_HTTP_DELETE,
+    SL_HTTP_OPTIONS,
+    SL_HTTP_PATCH,
+};
+
+struct sl_http_header {
+    const char *name; /* borrowed from the parsed buffer; not NUL-terminated */
+    size_t name_len;
+    const char *value; /* leading and trailing blanks trimmed */
+    size_t value_len;
+};
+
+/* The bounds the parser enforces (from the config table). */
+struct sl_http_limits {
+    size_t max_header_bytes; /* request line + headers + blank line; SL_EHDRTOOBIG */
+    size_t max_headers;      /* header fields; SL_ETOOMANYHDRS */
+    size_t max_url_bytes;    /* request target; SL_EURITOOLONG */
+    size_t max_body_bytes;   /* Content-Length or decoded chunked body; SL_EBODYTOOBIG */
+};
+
+struct sl_http_request {
+    enum sl_http_method method;
+    const char *method_str; /* borrowed, method_len bytes */
+    size_t method_len;
+    const char *target; /* borrowed: the whole request target, target_len bytes */
+    size_t target_len;
+    const char *path; /* the target up to '?' */
+    size_t path_len;
+    const char *query; /* after '?', or NULL */
+    size_t query_len;
+    int minor_version;              /* 0 or 1 (HTTP/1.0 or HTTP/1.1) */
+    struct sl_http_header *headers; /* the caller's array */
+    size_t num_headers;
+    int64_t content_length; /* -1 when absent */
+    bool chunked;           /* Transfer-Encoding: chunked */
+    bool keep_alive;        /* after this request, from version and Connection */
+    bool expect_continue;   /* Expect: 100-continue (HTTP/1.1 only, RFC 9110 10.1.1) */
+    bool expect_unknown;    /* another Expect value: the server may answer 417 */
+};
+
+/* Empty lines tolerated before a request line (RFC 9112 2.2: a client may
+ * send a stray CRLF after a body); one more is a 400. */
+#define SL_HTTP_LEADING_EMPTY_LINES_MAX 4
+
+/* Parses the request line and headers from buf[0..len).
+ * Returns SL_OK with *consumed = bytes of the head (the body starts there);
+ * SL_EAGAIN when the head is not complete yet (and still within bounds);
+ * otherwise an error, after which the connection must be answered and closed:
+ *   SL_EBADREQ (400) malformed syntax, both Content-Length and
+ *     Transfer-Encoding, conflicting Content-Lengths, obsolete line folding,
+ *     a header without a name, invalid bytes;
+ *   SL_EURITOOLONG (414) target over max_url_bytes (known as soon as the
+ *     target's bytes pass the bound, before the line ends);
+ *   SL_EHDRTOOBIG (431) head over max_header_bytes (known as soon as len
+ *     passes the bound without a complete head);
+ *   SL_ETOOMANYHDRS (431) more than max_headers or hdr_cap fields;
+ *   SL_EBODYTOOBIG (413) Content-Length over max_body_bytes;
+ *   SL_EVERSION (505) a version other than HTTP/1.0 or HTTP/1.1;
+ *   SL_ENOTIMPL (501) a Transfer-Encoding other than chunked.
+ * Header pointers in req point into buf and are valid while buf is. Lines may
+ * end in CRLF or a bare LF. Re-parsing a growing buffer from the start is
+ * allowed (the caller bounds the work with max_header_bytes).
+ * req is meaningful only on SL_OK. No body: content_length -1 and !chunked.
+ * path borrows from buf too, except for an absolute-form target without a
+ * path ("http://host?q"), where it is the static string "/". Pipelining: the
+ * next request starts at *consumed plus the body; parse it from there. */
+SL_WARN_UNUSED int sl_http_parse_request(const char *buf, size_t len,
+                                         const struct sl_http_limits *lim,
+                                         struct sl_http_request *req, struct sl_http_header *hdrs,
+                                         size_t hdr_cap, size_t *consumed);
+
+/* Finds a header by name (case-insensitive); returns the first or NULL. */
+const struct sl_http_header *sl_http_find_header(const struct sl_http_request *req,
+                                                 const char *name);
+
+/* True when the comma-separated header value contains token (case-insensitive). */
+bool sl_http_value_has_token(const char *value, size_t len, const char *token);
+
+/* Decoder of a chunked request body: chunk-size [; extensions] CRLF data CRLF
+ * ... 0 CRLF [trailers] CRLF. Extensions and trailers are skipped, bounded by
+ * SL_LIMIT_CHUNK_EXT_BYTES and SL_LIMIT_TRAILER_BYTES. */
+struct sl_http_chunked {
+    int state;          /* private */
+    uint64_t remaining; /* private: bytes left in the current chunk */
+    size_t line_bytes;  /* private: bytes of the current size/extension/trailer line */
+    size_t trailer_bytes;
+    uint64_t total; /* decoded body bytes so far */
+    uint64_t max;   /* max_body_bytes */
+};
+
+void sl_http_chunked_init(struct sl_http_chunked *d, uint64_t max_body_bytes);
+
+/* Feeds in[0..len): decoded data is appended to body. *consumed gets the
+ * bytes used (always all of them unless the body ends or fails inside in).
+ * Returns SL_OK when the final chunk and trailers are complete (bytes after
+ * *consumed belong to the next request), SL_EAGAIN when more input is needed,
+ * SL_EBADREQ on bad framing (and on extensions or trailers over their
+ * bounds), SL_EBODYTOOBIG past max_body_bytes (or when body's own ceiling
+ * refuses the data; what fits is appended first, so the result never depends
+ * on how the input was split), SL_ENOMEM. Errors are sticky: later calls
+ * return the same code and consume nothing; after SL_OK they return SL_OK
+ * and consume nothing. */
+SL_WARN_UNUSED int sl_http_chunked_feed(struct sl_http_chunked *d, const char *in, size_t len,
+                                        size_t *consumed, struct sl_buf *body);
+
+#endif

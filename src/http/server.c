@@ -1,0 +1,860 @@
+/* server.c - HTTP/1.1 connections on libuv (see server.h).
+ * Owns: the connection state machine (head, body, dispatch, linger), its
+ * timers, the bounded input and output queues, and response framing.
+ * Does not own: parsing (http/parser.c), routing and content (the handler),
+ * error bodies (face/errors.c). */
+#include "http/server.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "core/limits.h"
+#include "face/errors.h"
+
+/* How long a closing connection keeps reading (and discarding) after it sent
+ * its last byte, so that unread client bytes do not turn the close into a
+ * reset that destroys the response in flight (nginx: lingering_close). */
+#define SL_LINGER_MS 2000
+
+enum conn_state {
+    CONN_HEAD,     /* waiting for (more of) a request head */
+    CONN_BODY,     /* receiving a request body */
+    CONN_DISPATCH, /* a request is with the handler */
+    CONN_LINGER,   /* response sent, FIN sent, draining input until EOF or timer */
+    CONN_CLOSING,  /* handles closing */
+};
+
+enum read_timer_mode { RT_NONE, RT_IDLE, RT_HEADER, RT_BODY, RT_LINGER };
+
+struct conn {
+    uv_tcp_t tcp;
+    uv_timer_t read_timer;
+    uv_timer_t write_timer;
+    uv_shutdown_t shutdown_req;
+    int open_handles;
+    struct sl_http_server *srv;
+    struct conn *prev, *next;
+    struct sl_buf in;
+    enum conn_state state;
+    enum read_timer_mode rt_mode;
+    bool reading;
+    bool in_process;             /* process_input is on the stack */
+    bool in_ex_call;             /* an sl_http_ex_* call is on the stack */
+    size_t pending;              /* bytes handed to uv_write and not yet completed */
+    struct sl_http_exchange *ex; /* the request being received or answered */
+    uint64_t body_left;          /* Content-Length bytes still to read */
+    struct sl_http_chunked chunked;
+};
+
+struct sl_http_exchange {
+    struct conn *conn;
+    char *head; /* a copy of the request head; req points into it */
+    size_t head_len;
+    struct sl_http_request req;
+    struct sl_buf body;
+    bool is_head;    /* HEAD request: no body bytes are sent */
+    bool started;    /* response head sent */
+    bool chunked;    /* chunked response */
+    bool ended;      /* response complete (or abandoned) */
+    bool keep_alive; /* the connection stays open after this response */
+    sl_http_abort_cb abort_cb;
+    void *abort_ud;
+    struct sl_http_header hdrs[]; /* req.num_headers entries */
+};
+
+struct sl_http_server {
+    uv_tcp_t listener;
+    uv_loop_t *loop;
+    const struct sl_config *cfg;
+    struct sl_http_limits limits;
+    sl_http_handler_cb handler;
+    void *ud;
+    struct conn *conns;
+    size_t nconns;
+    bool closing;
+    int port;
+    char readbuf[SL_LIMIT_READ_CHUNK]; /* one loop, one read at a time */
+};
+
+struct wreq {
+    uv_write_t req;
+    struct conn *conn;
+    size_t len;
+    char data[];
+};
+
+static void process_input(struct conn *c);
+static void conn_close(struct conn *c);
+static void conn_finish(struct conn *c);
+static void read_timer_set(struct conn *c, enum read_timer_mode mode);
+static void start_read(struct conn *c);
+static void error_close(struct conn *c, int status, const char *msg);
+
+/* ---- lifecycle ---------------------------------------------------------- */
+
+static void exchange_free(struct sl_http_exchange *ex)
+{
+    if (ex == NULL)
+        return;
+    sl_buf_free(&ex->body);
+    free(ex->head);
+    free(ex);
+}
+
+/* The exchange dies before its response ended: tell the handler, unless the
+ * handler is the caller (its sl_http_ex_* call then returns SL_ECLOSED). */
+static void exchange_abort(struct conn *c, bool dispatched)
+{
+    struct sl_http_exchange *ex = c->ex;
+    if (ex == NULL)
+        return;
+    c->ex = NULL;
+    if (dispatched && !ex->ended && ex->abort_cb && !c->in_ex_call) {
+        ex->ended = true;
+        ex->abort_cb(ex, ex->abort_ud);
+    }
+    exchange_free(ex);
+}
+
+static void on_handle_closed(uv_handle_t *h)
+{
+    struct conn *c = h->data;
+    if (--c->open_handles > 0)
+        return;
+    sl_buf_free(&c->in);
+    free(c);
+}
+
+static void conn_close(struct conn *c)
+{
+    if (c->state == CONN_CLOSING)
+        return;
+    bool dispatched = c->state == CONN_DISPATCH;
+    c->state = CONN_CLOSING;
+    exchange_abort(c, dispatched);
+    struct sl_http_server *srv = c->srv;
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        srv->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    srv->nconns--;
+    uv_close((uv_handle_t *)&c->tcp, on_handle_closed);
+    uv_close((uv_handle_t *)&c->read_timer, on_handle_closed);
+    uv_close((uv_handle_t *)&c->write_timer, on_handle_closed);
+}
+
+static void on_shutdown(uv_shutdown_t *req, int status)
+{
+    struct conn *c = req->data;
+    if (c->state == CONN_CLOSING)
+        return;
+    if (status < 0) {
+        conn_close(c);
+        return;
+    }
+    read_timer_set(c, RT_LINGER);
+}
+
+/* Everything for this connection is written: send FIN, then linger. */
+static void conn_finish(struct conn *c)
+{
+    if (c->state == CONN_CLOSING || c->state == CONN_LINGER)
+        return;
+    c->state = CONN_LINGER;
+    sl_buf_reset(&c->in);
+    c->shutdown_req.data = c;
+    if (uv_shutdown(&c->shutdown_req, (uv_stream_t *)&c->tcp, on_shutdown) != 0) {
+        conn_close(c);
+        return;
+    }
+    if (!c->reading) { /* lingering needs reads to see the client's EOF */
+        c->reading = true;
+        start_read(c);
+    }
+}
+
+/* ---- timers -------------------------------------------------------------- */
+
+static void on_read_timer(uv_timer_t *t)
+{
+    struct conn *c = t->data;
+    enum read_timer_mode mode = c->rt_mode;
+    c->rt_mode = RT_NONE;
+    switch (mode) {
+    case RT_IDLE:
+    case RT_LINGER:
+    case RT_NONE:
+        conn_close(c);
+        return;
+    case RT_HEADER:
+    case RT_BODY: {
+        /* The request never completed: 408, then close. */
+        exchange_free(c->ex);
+        c->ex = NULL;
+        c->state = CONN_HEAD;
+        error_close(c, 408,
+                    mode == RT_HEADER ? "timed out reading the request headers"
+                                      : "timed out reading the request body");
+        return;
+    }
+    }
+}
+
+static void read_timer_set(struct conn *c, enum read_timer_mode mode)
+{
+    const struct sl_config *cfg = c->srv->cfg;
+    uint64_t ms = 0;
+    switch (mode) {
+    case RT_NONE:
+        c->rt_mode = RT_NONE;
+        uv_timer_stop(&c->read_timer);
+        return;
+    case RT_IDLE:
+        ms = (uint64_t)cfg->idle_timeout_ms;
+        break;
+    case RT_HEADER:
+        if (c->rt_mode == RT_HEADER)
+            return; /* counted from the request's first byte, never extended */
+        ms = (uint64_t)cfg->header_timeout_ms;
+        break;
+    case RT_BODY:
+        ms = (uint64_t)cfg->body_timeout_ms;
+        break;
+    case RT_LINGER:
+        ms = SL_LINGER_MS;
+        break;
+    }
+    c->rt_mode = mode;
+    uv_timer_start(&c->read_timer, on_read_timer, ms, 0);
+}
+
+static void on_write_timer(uv_timer_t *t)
+{
+    /* Queued bytes made no progress for send_timeout_ms: the client is gone
+     * or not reading. */
+    conn_close(t->data);
+}
+
+/* ---- writing ------------------------------------------------------------- */
+
+static void on_write(uv_write_t *req, int status)
+{
+    struct wreq *w = (struct wreq *)req;
+    struct conn *c = w->conn;
+    c->pending -= w->len;
+    free(w);
+    if (c->state == CONN_CLOSING)
+        return;
+    if (status < 0) {
+        conn_close(c);
+        return;
+    }
+    if (c->pending == 0) {
+        uv_timer_stop(&c->write_timer);
+        if (c->state == CONN_DISPATCH || c->state == CONN_HEAD)
+            process_input(c); /* reading may have paused for pipelined input */
+    } else {
+        uv_timer_start(&c->write_timer, on_write_timer, (uint64_t)c->srv->cfg->send_timeout_ms, 0);
+    }
+}
+
+/* Queues the pieces in order; writes at once what the socket takes.
+ * SL_ECLOSED when the connection is gone or the client is over its bound
+ * (the connection is then closed). */
+static int conn_send(struct conn *c, const uv_buf_t *bufs, unsigned nbufs)
+{
+    if (c->state == CONN_CLOSING || c->state == CONN_LINGER)
+        return SL_ECLOSED;
+    size_t total = 0;
+    for (unsigned i = 0; i < nbufs; i++)
+        total += bufs[i].len;
+    if (total == 0)
+        return SL_OK;
+    size_t done = 0;
+    if (c->pending == 0) {
+        int n = uv_try_write((uv_stream_t *)&c->tcp, bufs, nbufs);
+        if (n > 0)
+            done = (size_t)n;
+        else if (n < 0 && n != UV_EAGAIN) {
+            conn_close(c);
+            return SL_ECLOSED;
+        }
+    }
+    size_t rest = total - done;
+    if (rest == 0)
+        return SL_OK;
+    if (c->pending + rest > (size_t)c->srv->cfg->max_write_buffer_bytes) {
+        conn_close(c); /* a client that stops reading costs bounded memory */
+        return SL_ECLOSED;
+    }
+    struct wreq *w = malloc(sizeof *w + rest);
+    if (w == NULL) {
+        conn_close(c);
+        return SL_ECLOSED;
+    }
+    size_t skip = done, off = 0;
+    for (unsigned i = 0; i < nbufs; i++) {
+        size_t len = bufs[i].len;
+        if (skip >= len) {
+            skip -= len;
+            continue;
+        }
+        memcpy(w->data + off, bufs[i].base + skip, len - skip);
+        off += len - skip;
+        skip = 0;
+    }
+    w->conn = c;
+    w->len = rest;
+    uv_buf_t one = uv_buf_init(w->data, (unsigned)rest);
+    if (uv_write(&w->req, (uv_stream_t *)&c->tcp, &one, 1, on_write) != 0) {
+        free(w);
+        conn_close(c);
+        return SL_ECLOSED;
+    }
+    if (c->pending == 0)
+        uv_timer_start(&c->write_timer, on_write_timer, (uint64_t)c->srv->cfg->send_timeout_ms, 0);
+    c->pending += rest;
+    return SL_OK;
+}
+
+static int send_bytes(struct conn *c, const char *p, size_t n)
+{
+    uv_buf_t b = uv_buf_init((char *)p, (unsigned)n);
+    return conn_send(c, &b, 1);
+}
+
+static int build_head(struct sl_buf *h, int status, const char *content_type, const char *headers,
+                      bool keep_alive, int64_t content_length)
+{
+    int rc = sl_buf_printf(h, "HTTP/1.1 %d %s\r\n", status, sl_http_reason(status));
+    if (rc == SL_OK && content_type)
+        rc = sl_buf_printf(h, "Content-Type: %s\r\n", content_type);
+    if (rc == SL_OK && content_length >= 0)
+        rc = sl_buf_printf(h, "Content-Length: %lld\r\n", (long long)content_length);
+    if (rc == SL_OK && content_length < 0)
+        rc = sl_buf_puts(h, "Transfer-Encoding: chunked\r\n");
+    if (rc == SL_OK && headers)
+        rc = sl_buf_puts(h, headers);
+    if (rc == SL_OK)
+        rc = sl_buf_puts(h, keep_alive ? "Connection: keep-alive\r\n\r\n"
+                                       : "Connection: close\r\n\r\n");
+    return rc;
+}
+
+/* The response is complete: free the exchange and go on with the next
+ * request (or close). */
+static void exchange_done(struct sl_http_exchange *ex)
+{
+    struct conn *c = ex->conn;
+    ex->ended = true;
+    bool keep = ex->keep_alive;
+    if (c->ex == ex)
+        c->ex = NULL;
+    exchange_free(ex);
+    if (c->state == CONN_CLOSING || c->state == CONN_LINGER)
+        return;
+    if (!keep) {
+        conn_finish(c); /* the FIN follows the queued bytes */
+        return;
+    }
+    c->state = CONN_HEAD;
+    if (!c->in_process)
+        process_input(c);
+}
+
+/* Answers a request that could not be read with an error, then closes. */
+static void error_close(struct conn *c, int status, const char *msg)
+{
+    struct sl_buf body, head;
+    sl_buf_init(&body, 4096);
+    sl_buf_init(&head, 4096);
+    if (sl_error_render(&body, status, NULL, msg, NULL) == SL_OK &&
+        build_head(&head, status, "application/json", NULL, false, (int64_t)sl_buf_size(&body)) ==
+            SL_OK) {
+        uv_buf_t bufs[2] = {uv_buf_init((char *)sl_buf_ptr(&head), (unsigned)sl_buf_size(&head)),
+                            uv_buf_init((char *)sl_buf_ptr(&body), (unsigned)sl_buf_size(&body))};
+        (void)conn_send(c, bufs, 2);
+    }
+    sl_buf_free(&body);
+    sl_buf_free(&head);
+    if (c->state == CONN_CLOSING)
+        return;
+    exchange_free(c->ex);
+    c->ex = NULL;
+    c->state = CONN_HEAD;
+    read_timer_set(c, RT_NONE);
+    conn_finish(c);
+}
+
+/* ---- the exchange API ---------------------------------------------------- */
+
+const struct sl_http_request *sl_http_ex_request(const struct sl_http_exchange *ex)
+{
+    return &ex->req;
+}
+
+const char *sl_http_ex_body(const struct sl_http_exchange *ex, size_t *len)
+{
+    *len = sl_buf_size(&ex->body);
+    return sl_buf_size(&ex->body) ? sl_buf_ptr(&ex->body) : "";
+}
+
+bool sl_http_ex_header(const struct sl_http_exchange *ex, const char *name, const char **value,
+                       size_t *len)
+{
+    const struct sl_http_header *h = sl_http_find_header(&ex->req, name);
+    if (h == NULL)
+        return false;
+    *value = h->value;
+    *len = h->value_len;
+    return true;
+}
+
+uv_loop_t *sl_http_ex_loop(const struct sl_http_exchange *ex)
+{
+    return ex->conn->srv->loop;
+}
+
+size_t sl_http_ex_pending(const struct sl_http_exchange *ex)
+{
+    return ex->conn->pending;
+}
+
+void sl_http_ex_set_abort_cb(struct sl_http_exchange *ex, sl_http_abort_cb cb, void *ud)
+{
+    ex->abort_cb = cb;
+    ex->abort_ud = ud;
+}
+
+int sl_http_ex_respond(struct sl_http_exchange *ex, int status, const char *content_type,
+                       const char *headers, const char *body, size_t len)
+{
+    struct conn *c = ex->conn;
+    struct sl_buf head;
+    sl_buf_init(&head, (size_t)c->srv->cfg->max_header_bytes + 4096);
+    int rc = build_head(&head, status, content_type, headers, ex->keep_alive, (int64_t)len);
+    if (rc != SL_OK) {
+        sl_buf_free(&head);
+        sl_http_ex_close(ex);
+        return rc;
+    }
+    {
+        uv_buf_t bufs[2] = {uv_buf_init((char *)sl_buf_ptr(&head), (unsigned)sl_buf_size(&head)),
+                            uv_buf_init((char *)body, (unsigned)len)};
+        ex->started = true;
+        c->in_ex_call = true;
+        rc = conn_send(c, bufs, ex->is_head || len == 0 ? 1 : 2);
+        c->in_ex_call = false;
+    }
+    sl_buf_free(&head);
+    if (rc == SL_ECLOSED)
+        return rc; /* the abort callback has run and the exchange is gone */
+    exchange_done(ex);
+    return rc;
+}
+
+int sl_http_ex_respond_error(struct sl_http_exchange *ex, int status, const char *headers,
+                             const char *message, const char *param)
+{
+    struct sl_buf body;
+    sl_buf_init(&body, 64 * 1024);
+    int rc = sl_error_render(&body, status, NULL, message, param);
+    if (rc != SL_OK) {
+        sl_buf_free(&body);
+        sl_http_ex_close(ex);
+        return rc;
+    }
+    rc = sl_http_ex_respond(ex, status, "application/json", headers, sl_buf_ptr(&body),
+                            sl_buf_size(&body));
+    sl_buf_free(&body);
+    return rc;
+}
+
+int sl_http_ex_start(struct sl_http_exchange *ex, int status, const char *content_type,
+                     const char *headers)
+{
+    struct conn *c = ex->conn;
+    struct sl_buf head;
+    sl_buf_init(&head, (size_t)c->srv->cfg->max_header_bytes + 4096);
+    int rc = build_head(&head, status, content_type, headers, ex->keep_alive, -1);
+    if (rc != SL_OK) {
+        sl_buf_free(&head);
+        sl_http_ex_close(ex);
+        return SL_ECLOSED;
+    }
+    ex->started = true;
+    ex->chunked = true;
+    c->in_ex_call = true;
+    if (rc == SL_OK)
+        rc = send_bytes(c, sl_buf_ptr(&head), sl_buf_size(&head));
+    c->in_ex_call = false;
+    sl_buf_free(&head);
+    return rc;
+}
+
+int sl_http_ex_write(struct sl_http_exchange *ex, const char *data, size_t len)
+{
+    if (len == 0 || ex->is_head)
+        return SL_OK;
+    char size_line[24];
+    int n = snprintf(size_line, sizeof size_line, "%zx\r\n", len);
+    uv_buf_t bufs[3] = {uv_buf_init(size_line, (unsigned)n),
+                        uv_buf_init((char *)data, (unsigned)len), uv_buf_init("\r\n", 2)};
+    struct conn *c = ex->conn;
+    c->in_ex_call = true;
+    int rc = conn_send(c, bufs, 3);
+    c->in_ex_call = false;
+    return rc;
+}
+
+int sl_http_ex_end(struct sl_http_exchange *ex)
+{
+    int rc = SL_OK;
+    struct conn *c = ex->conn;
+    c->in_ex_call = true;
+    if (!ex->is_head)
+        rc = send_bytes(c, "0\r\n\r\n", 5);
+    c->in_ex_call = false;
+    if (rc == SL_ECLOSED)
+        return rc;
+    exchange_done(ex);
+    return rc;
+}
+
+void sl_http_ex_close(struct sl_http_exchange *ex)
+{
+    ex->keep_alive = false;
+    ex->abort_cb = NULL;
+    exchange_done(ex); /* closes once queued bytes are written */
+}
+
+/* ---- reading ------------------------------------------------------------- */
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    (void)suggested;
+    struct conn *c = h->data;
+    *buf = uv_buf_init(c->srv->readbuf, sizeof c->srv->readbuf);
+}
+
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+    struct conn *c = s->data;
+    if (c->state == CONN_CLOSING)
+        return;
+    if (nread < 0) {
+        /* EOF or error: a client that leaves during its answer aborts it. */
+        conn_close(c);
+        return;
+    }
+    if (nread == 0)
+        return;
+    if (c->state == CONN_LINGER)
+        return; /* discarded */
+    if (sl_buf_append(&c->in, buf->base, (size_t)nread) != SL_OK) {
+        conn_close(c);
+        return;
+    }
+    process_input(c);
+}
+
+static void start_read(struct conn *c)
+{
+    if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) != 0)
+        conn_close(c);
+}
+
+static void set_reading(struct conn *c, bool on)
+{
+    if (on == c->reading)
+        return;
+    c->reading = on;
+    if (on)
+        start_read(c);
+    else
+        uv_read_stop((uv_stream_t *)&c->tcp);
+}
+
+static int status_for(int err)
+{
+    switch (err) {
+    case SL_EURITOOLONG:
+        return 414;
+    case SL_EHDRTOOBIG:
+    case SL_ETOOMANYHDRS:
+        return 431;
+    case SL_EBODYTOOBIG:
+        return 413;
+    case SL_EVERSION:
+        return 505;
+    case SL_ENOTIMPL:
+        return 501;
+    default:
+        return 400;
+    }
+}
+
+static const char *message_for(int err)
+{
+    switch (err) {
+    case SL_EURITOOLONG:
+        return "request target is longer than max_url_bytes";
+    case SL_EHDRTOOBIG:
+        return "request headers are larger than max_header_bytes";
+    case SL_ETOOMANYHDRS:
+        return "request has more header fields than max_headers";
+    case SL_EBODYTOOBIG:
+        return "request body is larger than max_body_bytes";
+    case SL_EVERSION:
+        return "only HTTP/1.0 and HTTP/1.1 are supported";
+    case SL_ENOTIMPL:
+        return "only the chunked transfer coding is supported";
+    default:
+        return "malformed HTTP request";
+    }
+}
+
+/* A complete head at the front of c->in: copy it into a new exchange. */
+static int start_exchange(struct conn *c, size_t head_len, size_t num_headers)
+{
+    struct sl_http_server *srv = c->srv;
+    struct sl_http_exchange *ex =
+        calloc(1, sizeof *ex + num_headers * sizeof(struct sl_http_header));
+    if (ex == NULL)
+        return SL_ENOMEM;
+    ex->head = malloc(head_len);
+    if (ex->head == NULL) {
+        free(ex);
+        return SL_ENOMEM;
+    }
+    memcpy(ex->head, sl_buf_ptr(&c->in), head_len);
+    ex->head_len = head_len;
+    size_t used = 0;
+    int rc = sl_http_parse_request(ex->head, head_len, &srv->limits, &ex->req, ex->hdrs,
+                                   num_headers, &used);
+    if (rc != SL_OK || used != head_len) {
+        exchange_free(ex);
+        return rc != SL_OK ? rc : SL_EBADREQ;
+    }
+    ex->conn = c;
+    ex->is_head = ex->req.method == SL_HTTP_HEAD;
+    ex->keep_alive = ex->req.keep_alive;
+    sl_buf_init(&ex->body, (size_t)srv->cfg->max_body_bytes + 1);
+    c->ex = ex;
+    sl_buf_consume(&c->in, head_len);
+    return SL_OK;
+}
+
+static void dispatch(struct conn *c)
+{
+    struct sl_http_exchange *ex = c->ex;
+    /* The body is NUL-terminated for JSON parsers that want a string. */
+    if (sl_buf_append(&ex->body, "", 1) == SL_OK)
+        ex->body.len--;
+    c->state = CONN_DISPATCH;
+    read_timer_set(c, RT_NONE);
+    c->srv->handler(ex, c->srv->ud);
+}
+
+static void process_input(struct conn *c)
+{
+    if (c->in_process)
+        return;
+    c->in_process = true;
+    const struct sl_http_limits *lim = &c->srv->limits;
+    for (;;) {
+        if (c->state == CONN_HEAD) {
+            if (sl_buf_size(&c->in) == 0) {
+                read_timer_set(c, c->pending == 0 ? RT_IDLE : RT_NONE);
+                break;
+            }
+            struct sl_http_header hdrs[SL_LIMIT_HEADERS_MAX];
+            struct sl_http_request req;
+            size_t used = 0;
+            int rc = sl_http_parse_request(sl_buf_ptr(&c->in), sl_buf_size(&c->in), lim, &req, hdrs,
+                                           lim->max_headers, &used);
+            if (rc == SL_EAGAIN) {
+                read_timer_set(c, RT_HEADER);
+                break;
+            }
+            if (rc == SL_OK)
+                rc = start_exchange(c, used, req.num_headers);
+            if (rc != SL_OK) {
+                error_close(c, status_for(rc), message_for(rc));
+                break;
+            }
+            struct sl_http_exchange *ex = c->ex;
+            c->state = CONN_BODY;
+            c->body_left = ex->req.content_length > 0 ? (uint64_t)ex->req.content_length : 0;
+            if (ex->req.chunked)
+                sl_http_chunked_init(&c->chunked, (uint64_t)c->srv->cfg->max_body_bytes);
+            bool wants_body = ex->req.chunked || c->body_left > 0;
+            if (wants_body && ex->req.expect_continue && sl_buf_size(&c->in) == 0 &&
+                ex->req.minor_version == 1) {
+                static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+                if (send_bytes(c, cont, sizeof cont - 1) != SL_OK)
+                    break;
+            }
+            continue;
+        }
+        if (c->state == CONN_BODY) {
+            struct sl_http_exchange *ex = c->ex;
+            bool complete;
+            if (ex->req.chunked) {
+                size_t used = 0;
+                int rc = sl_http_chunked_feed(&c->chunked, sl_buf_ptr(&c->in), sl_buf_size(&c->in),
+                                              &used, &ex->body);
+                sl_buf_consume(&c->in, used);
+                if (rc != SL_OK && rc != SL_EAGAIN) {
+                    error_close(c, status_for(rc), message_for(rc));
+                    break;
+                }
+                complete = rc == SL_OK;
+            } else {
+                size_t n = sl_buf_size(&c->in);
+                if (n > c->body_left)
+                    n = (size_t)c->body_left;
+                if (sl_buf_append(&ex->body, sl_buf_ptr(&c->in), n) != SL_OK) {
+                    error_close(c, 413, message_for(SL_EBODYTOOBIG));
+                    break;
+                }
+                sl_buf_consume(&c->in, n);
+                c->body_left -= n;
+                complete = c->body_left == 0;
+            }
+            if (!complete) {
+                read_timer_set(c, RT_BODY);
+                break;
+            }
+            dispatch(c);
+            continue; /* the handler may have answered already */
+        }
+        break; /* DISPATCH, LINGER, CLOSING: wait */
+    }
+    c->in_process = false;
+    if (c->state == CONN_CLOSING || c->state == CONN_LINGER)
+        return;
+    /* Read ahead a bounded amount while a response is under way; the rest of
+     * a pipelining client's requests waits in the kernel. Keep reading with a
+     * response in progress so that a client's hang-up is seen at once. */
+    bool room = sl_buf_size(&c->in) < SL_LIMIT_PIPELINE_BYTES;
+    set_reading(c, room || c->state == CONN_BODY);
+}
+
+/* ---- accepting ----------------------------------------------------------- */
+
+static void on_connection(uv_stream_t *ls, int status)
+{
+    struct sl_http_server *srv = ls->data;
+    if (status < 0 || srv->closing)
+        return;
+    struct conn *c = calloc(1, sizeof *c);
+    if (c == NULL)
+        return;
+    c->srv = srv;
+    uv_tcp_init(srv->loop, &c->tcp);
+    uv_timer_init(srv->loop, &c->read_timer);
+    uv_timer_init(srv->loop, &c->write_timer);
+    c->tcp.data = c->read_timer.data = c->write_timer.data = c;
+    c->open_handles = 3;
+    size_t inmax = (size_t)srv->cfg->max_header_bytes;
+    if (inmax < SL_LIMIT_PIPELINE_BYTES)
+        inmax = SL_LIMIT_PIPELINE_BYTES;
+    sl_buf_init(&c->in, inmax + SL_LIMIT_READ_CHUNK);
+    c->next = srv->conns;
+    if (srv->conns)
+        srv->conns->prev = c;
+    srv->conns = c;
+    srv->nconns++;
+    if (uv_accept(ls, (uv_stream_t *)&c->tcp) != 0 ||
+        srv->nconns > (size_t)srv->cfg->max_connections) {
+        conn_close(c);
+        return;
+    }
+    uv_tcp_nodelay(&c->tcp, 1);
+    c->state = CONN_HEAD;
+    set_reading(c, true);
+    read_timer_set(c, RT_IDLE);
+}
+
+static int parse_listen(const char *listen, struct sockaddr_storage *ss)
+{
+    char host[256];
+    const char *colon = strrchr(listen, ':');
+    if (colon == NULL || colon == listen || (size_t)(colon - listen) >= sizeof host)
+        return SL_EINVAL;
+    size_t hl = (size_t)(colon - listen);
+    memcpy(host, listen, hl);
+    host[hl] = '\0';
+    char *end;
+    long port = strtol(colon + 1, &end, 10);
+    if (*end != '\0' || end == colon + 1 || port < 0 || port > 65535)
+        return SL_EINVAL;
+    if (host[0] == '[' && hl > 2 && host[hl - 1] == ']') {
+        host[hl - 1] = '\0';
+        return uv_ip6_addr(host + 1, (int)port, (struct sockaddr_in6 *)ss) == 0 ? SL_OK : SL_EINVAL;
+    }
+    if (strcmp(host, "localhost") == 0)
+        strcpy(host, "127.0.0.1");
+    return uv_ip4_addr(host, (int)port, (struct sockaddr_in *)ss) == 0 ? SL_OK : SL_EINVAL;
+}
+
+int sl_http_server_start(uv_loop_t *loop, const struct sl_config *cfg, sl_http_handler_cb handler,
+                         void *ud, struct sl_http_server **out, char *err, size_t errlen)
+{
+    struct sockaddr_storage ss;
+    memset(&ss, 0, sizeof ss);
+    if (parse_listen(cfg->listen, &ss) != SL_OK) {
+        snprintf(err, errlen, "--listen '%s' is not HOST:PORT", cfg->listen);
+        return SL_EINVAL;
+    }
+    struct sl_http_server *srv = calloc(1, sizeof *srv);
+    if (srv == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return SL_ENOMEM;
+    }
+    srv->loop = loop;
+    srv->cfg = cfg;
+    srv->handler = handler;
+    srv->ud = ud;
+    srv->limits.max_header_bytes = (size_t)cfg->max_header_bytes;
+    srv->limits.max_headers = (size_t)cfg->max_headers;
+    srv->limits.max_url_bytes = (size_t)cfg->max_url_bytes;
+    srv->limits.max_body_bytes = (size_t)cfg->max_body_bytes;
+    uv_tcp_init(loop, &srv->listener);
+    srv->listener.data = srv;
+    int rc = uv_tcp_bind(&srv->listener, (struct sockaddr *)&ss, 0);
+    if (rc == 0)
+        rc = uv_listen((uv_stream_t *)&srv->listener, 4096, on_connection);
+    if (rc != 0) {
+        snprintf(err, errlen, "cannot listen on %s: %s", cfg->listen, uv_strerror(rc));
+        srv->closing = true;
+        uv_close((uv_handle_t *)&srv->listener, (uv_close_cb)free);
+        return SL_EUNAVAIL;
+    }
+    struct sockaddr_storage bound;
+    int blen = sizeof bound;
+    uv_tcp_getsockname(&srv->listener, (struct sockaddr *)&bound, &blen);
+    srv->port = ntohs(bound.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&bound)->sin6_port
+                                                  : ((struct sockaddr_in *)&bound)->sin_port);
+    *out = srv;
+    return SL_OK;
+}
+
+int sl_http_server_port(const struct sl_http_server *srv)
+{
+    return srv->port;
+}
+
+void sl_http_server_close(struct sl_http_server *srv)
+{
+    if (srv->closing)
+        return;
+    srv->closing = true;
+    while (srv->conns)
+        conn_close(srv->conns);
+    uv_close((uv_handle_t *)&srv->listener, (uv_close_cb)free);
+}

@@ -1,0 +1,78 @@
+/* server.h - HTTP/1.1 server on libuv.
+ * Owns: listening, connections, reading and bounding requests (through the
+ * sans-I/O parser), 100-continue, keep-alive and pipelining (answers in
+ * order), timeouts, response framing (fixed-length and chunked), write
+ * backpressure, and closing. Does not own: routing or what a response says
+ * (the handler), JSON, or the upstream side. */
+#ifndef SL_HTTP_SERVER_H
+#define SL_HTTP_SERVER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "core/config.h"
+#include "http/parser.h"
+
+struct sl_http_server;
+/* One request and its response. Owned by the server; a handler borrows it
+ * from the handler call until it ends the response (respond, end, close) or
+ * its abort callback returns, whichever comes first. */
+struct sl_http_exchange;
+
+/* Called once per request, in order, when its head and body are complete. */
+typedef void (*sl_http_handler_cb)(struct sl_http_exchange *ex, void *ud);
+/* Called at most once when the exchange dies before its response ended
+ * (client gone, write bound passed, send timeout, server closing). The
+ * exchange is freed after this returns. */
+typedef void (*sl_http_abort_cb)(struct sl_http_exchange *ex, void *ud);
+
+/* Starts listening on cfg->listen with cfg's limits and timeouts. cfg must
+ * outlive the server. Returns SL_OK, or an error with a message in err. */
+SL_WARN_UNUSED int sl_http_server_start(uv_loop_t *loop, const struct sl_config *cfg,
+                                        sl_http_handler_cb handler, void *ud,
+                                        struct sl_http_server **out, char *err, size_t errlen);
+/* Stops accepting and closes every connection (aborting exchanges). The
+ * server is freed once its handles have closed (run the loop). */
+void sl_http_server_close(struct sl_http_server *srv);
+/* The bound port (useful with port 0). */
+int sl_http_server_port(const struct sl_http_server *srv);
+
+/* The parsed request; pointers valid while the exchange is. */
+const struct sl_http_request *sl_http_ex_request(const struct sl_http_exchange *ex);
+/* The request body (NUL-terminated, len bytes). */
+const char *sl_http_ex_body(const struct sl_http_exchange *ex, size_t *len);
+/* Finds a request header by name (case-insensitive): true with *value
+ * (borrowed, not NUL-terminated) and *len, false when absent. */
+bool sl_http_ex_header(const struct sl_http_exchange *ex, const char *name, const char **value,
+                       size_t *len);
+uv_loop_t *sl_http_ex_loop(const struct sl_http_exchange *ex);
+
+/* A whole response. headers: NULL or extra lines "Name: value\r\n...".
+ * Content-Length and Connection are added. For HEAD the body is not sent.
+ * Ends the exchange whatever it returns (SL_ECLOSED: the client is gone). */
+int sl_http_ex_respond(struct sl_http_exchange *ex, int status, const char *content_type,
+                       const char *headers, const char *body, size_t len);
+/* An OpenAI-shaped JSON error response (face/errors); headers as for
+ * sl_http_ex_respond (for example "Allow: POST\r\n" with a 405). Ends the
+ * exchange. */
+int sl_http_ex_respond_error(struct sl_http_exchange *ex, int status, const char *headers,
+                             const char *message, const char *param);
+/* Starts a chunked response; then sl_http_ex_write ... sl_http_ex_end. */
+SL_WARN_UNUSED int sl_http_ex_start(struct sl_http_exchange *ex, int status,
+                                    const char *content_type, const char *headers);
+/* Sends data as one chunk. SL_ECLOSED when the connection is gone or was
+ * closed because the client fell more than max_write_buffer_bytes behind
+ * (the abort callback has then run). */
+SL_WARN_UNUSED int sl_http_ex_write(struct sl_http_exchange *ex, const char *data, size_t len);
+/* Sends the last chunk. Ends the exchange whatever it returns. */
+int sl_http_ex_end(struct sl_http_exchange *ex);
+/* Cuts the connection without ending the response (the abort callback is
+ * not called). Ends the exchange. */
+void sl_http_ex_close(struct sl_http_exchange *ex);
+/* Bytes queued for this client and not yet written to the socket. */
+size_t sl_http_ex_pending(const struct sl_http_exchange *ex);
+void sl_http_ex_set_abort_cb(struct sl_http_exchange *ex, sl_http_abort_cb cb, void *ud);
+
+#endif

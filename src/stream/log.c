@@ -1,0 +1,242 @@
+/* log.c - a stream's append-only event log in blocks (see log.h). */
+#include "stream/log.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* Blocks start small (most answers are short) and double up to a ceiling;
+ * an event larger than that gets a block of its own. */
+#define SL_LOG_FIRST_BLOCK 512
+#define SL_LOG_MAX_BLOCK   (16 * 1024)
+
+struct rec {
+    uint64_t seq;
+    uint32_t raw_len;
+    uint32_t text_len;
+    uint32_t choice;
+    uint32_t type;
+};
+
+struct sl_log_block {
+    struct sl_log_block *next;
+    uint64_t first_seq;
+    size_t used, cap;
+    char data[];
+};
+
+struct sl_log {
+    struct sl_log_block *head, *tail;
+    uint64_t last_seq;
+    uint64_t first_seq; /* the oldest event still held */
+    size_t bytes, max_bytes;
+    size_t next_block;
+    bool ended;
+    struct sl_log_watcher *watchers;
+};
+
+static size_t rec_size(size_t raw_len, size_t text_len)
+{
+    size_t n = sizeof(struct rec) + raw_len + text_len;
+    return (n + 7) & ~(size_t)7;
+}
+
+struct sl_log *sl_log_new(size_t max_bytes)
+{
+    struct sl_log *log = calloc(1, sizeof *log);
+    if (log == NULL)
+        return NULL;
+    log->max_bytes = max_bytes;
+    log->next_block = SL_LOG_FIRST_BLOCK;
+    log->first_seq = 1;
+    return log;
+}
+
+void sl_log_free(struct sl_log *log)
+{
+    if (log == NULL)
+        return;
+    struct sl_log_block *b = log->head;
+    while (b) {
+        struct sl_log_block *next = b->next;
+        free(b);
+        b = next;
+    }
+    free(log);
+}
+
+static void notify(struct sl_log *log)
+{
+    struct sl_log_watcher *w = log->watchers;
+    while (w) {
+        struct sl_log_watcher *next = w->next; /* a callback may unwatch itself */
+        w->cb(w, log);
+        w = next;
+    }
+}
+
+int sl_log_append(struct sl_log *log, enum sl_ev_type type, uint32_t choice, const char *raw,
+                  size_t raw_len, const char *text, size_t text_len, uint64_t *seq)
+{
+    if (log->ended)
+        return SL_EINVAL;
+    if (raw_len > UINT32_MAX || text_len > UINT32_MAX)
+        return SL_ETOOBIG;
+    size_t need = rec_size(raw_len, text_len);
+    if (need > log->max_bytes || log->bytes > log->max_bytes - need)
+        return SL_ETOOBIG;
+    struct sl_log_block *b = log->tail;
+    if (b == NULL || b->cap - b->used < need) {
+        size_t cap = log->next_block;
+        if (cap < need)
+            cap = need;
+        if (log->next_block < SL_LOG_MAX_BLOCK)
+            log->next_block *= 2;
+        struct sl_log_block *nb = malloc(sizeof *nb + cap);
+        if (nb == NULL)
+            return SL_ENOMEM;
+        nb->next = NULL;
+        nb->first_seq = log->last_seq + 1;
+        nb->used = 0;
+        nb->cap = cap;
+        if (b)
+            b->next = nb;
+        else
+            log->head = nb;
+        log->tail = b = nb;
+    }
+    struct rec r = {log->last_seq + 1, (uint32_t)raw_len, (uint32_t)text_len, choice,
+                    (uint32_t)type};
+    char *p = b->data + b->used;
+    memcpy(p, &r, sizeof r);
+    if (raw_len)
+        memcpy(p + sizeof r, raw, raw_len);
+    if (text_len)
+        memcpy(p + sizeof r + raw_len, text, text_len);
+    b->used += need;
+    log->bytes += need;
+    log->last_seq++;
+    if (seq)
+        *seq = log->last_seq;
+    notify(log);
+    return SL_OK;
+}
+
+void sl_log_end(struct sl_log *log)
+{
+    if (log->ended)
+        return;
+    log->ended = true;
+    notify(log);
+}
+
+bool sl_log_ended(const struct sl_log *log)
+{
+    return log->ended;
+}
+
+uint64_t sl_log_last_seq(const struct sl_log *log)
+{
+    return log->last_seq;
+}
+
+size_t sl_log_bytes(const struct sl_log *log)
+{
+    return log->bytes;
+}
+
+int sl_log_cursor_init(struct sl_log *log, struct sl_log_cursor *c, uint64_t after_seq)
+{
+    if (after_seq > log->last_seq)
+        return SL_EINVAL;
+    if (after_seq + 1 < log->first_seq)
+        return SL_ENOTFOUND;
+    c->next_seq = after_seq + 1;
+    c->blk = NULL;
+    c->off = 0;
+    /* Walk to the event: blocks first, then records. */
+    for (struct sl_log_block *b = log->head; b; b = b->next) {
+        if (b->next && b->next->first_seq <= c->next_seq)
+            continue;
+        size_t off = 0;
+        while (off < b->used) {
+            struct rec r;
+            memcpy(&r, b->data + off, sizeof r);
+            if (r.seq >= c->next_seq)
+                break;
+            off += rec_size(r.raw_len, r.text_len);
+        }
+        c->blk = b;
+        c->off = off;
+        break;
+    }
+    return SL_OK;
+}
+
+int sl_log_read(struct sl_log *log, struct sl_log_cursor *c, struct sl_ev *ev)
+{
+    if (c->next_seq > log->last_seq)
+        return 0;
+    if (c->next_seq < log->first_seq)
+        return SL_ENOTFOUND;
+    if (c->blk == NULL) { /* positioned on an empty log */
+        c->blk = log->head;
+        c->off = 0;
+    }
+    while (c->off >= c->blk->used) {
+        c->blk = c->blk->next;
+        c->off = 0;
+    }
+    struct rec r;
+    const char *p = c->blk->data + c->off;
+    memcpy(&r, p, sizeof r);
+    ev->seq = r.seq;
+    ev->type = (enum sl_ev_type)r.type;
+    ev->choice = r.choice;
+    ev->raw = p + sizeof r;
+    ev->raw_len = r.raw_len;
+    ev->text = p + sizeof r + r.raw_len;
+    ev->text_len = r.text_len;
+    c->off += rec_size(r.raw_len, r.text_len);
+    c->next_seq = r.seq + 1;
+    return 1;
+}
+
+void sl_log_trim(struct sl_log *log, uint64_t before_seq)
+{
+    /* A block can go when the next block starts at or before before_seq, or
+     * when it is the last block and every event in it is below before_seq. */
+    while (log->head) {
+        struct sl_log_block *b = log->head;
+        uint64_t end_seq = b->next ? b->next->first_seq : log->last_seq + 1;
+        if (end_seq > before_seq)
+            break;
+        log->head = b->next;
+        if (log->tail == b)
+            log->tail = NULL;
+        log->bytes -= b->used;
+        log->first_seq = end_seq;
+        free(b);
+    }
+}
+
+void sl_log_watch(struct sl_log *log, struct sl_log_watcher *w)
+{
+    w->prev = NULL;
+    w->next = log->watchers;
+    if (log->watchers)
+        log->watchers->prev = w;
+    log->watchers = w;
+}
+
+void sl_log_unwatch(struct sl_log *log, struct sl_log_watcher *w)
+{
+    if (w->prev)
+        w->prev->next = w->next;
+    else if (log->watchers == w)
+        log->watchers = w->next;
+    else
+        return; /* not watching */
+    if (w->next)
+        w->next->prev = w->prev;
+    w->prev = w->next = NULL;
+}
