@@ -9,10 +9,12 @@
 #include <uv.h>
 
 #include "core/config.h"
+#include "face/gateway.h"
 #include "sim/sim_http.h"
 
 static const char usage[] =
-    "usage: sluice [options]              serve the OpenAI API (today: on the built-in simulator)\n"
+    "usage: sluice [options]              the gateway: the OpenAI API in front of --upstream URLs\n"
+    "                                     (or of the built-in simulator when none is given)\n"
     "       sluice sim [options]          a stand-in vLLM server (vLLM's routes and bytes)\n"
     "       sluice --version | --help | sim --help\n\n"
     "Every option below is one row of sluice's settings table: --a-b VALUE\n"
@@ -20,7 +22,8 @@ static const char usage[] =
 
 struct app {
     uv_signal_t sigint, sigterm;
-    struct sl_sim_http *sim;
+    struct sl_sim_http *sim;    /* `sluice sim` */
+    struct sl_gateway *gateway; /* `sluice` */
 };
 
 static void on_signal(uv_signal_t *s, int signum)
@@ -28,7 +31,10 @@ static void on_signal(uv_signal_t *s, int signum)
     (void)signum;
     struct app *app = s->data;
     fprintf(stderr, "sluice: stopping\n");
-    sl_sim_http_stop(app->sim);
+    if (app->sim)
+        sl_sim_http_stop(app->sim);
+    if (app->gateway)
+        sl_gateway_stop(app->gateway);
     uv_close((uv_handle_t *)&app->sigint, NULL);
     uv_close((uv_handle_t *)&app->sigterm, NULL);
 }
@@ -75,7 +81,9 @@ int main(int argc, char **argv)
 
     uv_loop_t *loop = uv_default_loop();
     struct app app = {0};
-    if (sl_sim_http_start(loop, &cfg, &app.sim, err, sizeof err) != SL_OK) {
+    int rc = sim_cmd ? sl_sim_http_start(loop, &cfg, &app.sim, err, sizeof err)
+                     : sl_gateway_start(loop, &cfg, &app.gateway, err, sizeof err);
+    if (rc != SL_OK) {
         fprintf(stderr, "sluice: %s\n", err);
         sl_config_free(&cfg);
         return 1;
@@ -83,14 +91,17 @@ int main(int argc, char **argv)
     if (sim_cmd)
         fprintf(stderr, "sluice sim: vLLM stand-in serving model %s at http://%s/v1\n", cfg.model,
                 cfg.listen);
-    else
+    else if (cfg.upstream.n == 0)
         fprintf(stderr,
-                "sluice: serving the OpenAI API at http://%s/v1 from the built-in simulator "
-                "(model %s).\n"
-                "sluice: this build has no gateway to real upstreams and no chat page yet; "
-                "try: curl http://%s/v1/chat/completions -H 'Content-Type: application/json' "
-                "-d '{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],\"stream\":true}'\n",
+                "sluice: serving the OpenAI API at http://%s/v1, streaming from the built-in "
+                "simulator (model %s); no chat page yet.\n"
+                "sluice: try: curl -N http://%s/v1/chat/completions -H 'Content-Type: "
+                "application/json' -d '{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],"
+                "\"stream\":true}'\n",
                 cfg.listen, cfg.model, cfg.listen);
+    else
+        fprintf(stderr, "sluice: serving the OpenAI API at http://%s/v1 in front of %s\n",
+                cfg.listen, sl_gateway_upstream(app.gateway));
 
     uv_signal_init(loop, &app.sigint);
     uv_signal_init(loop, &app.sigterm);
@@ -99,7 +110,11 @@ int main(int argc, char **argv)
     uv_signal_start(&app.sigterm, on_signal, SIGTERM);
 
     uv_run(loop, UV_RUN_DEFAULT);
-    sl_sim_http_free(app.sim);
+    if (app.sim)
+        sl_sim_http_free(app.sim);
+    if (app.gateway)
+        sl_gateway_free(app.gateway);
+    uv_run(loop, UV_RUN_DEFAULT); /* the frees close handles */
     uv_loop_close(loop);
     sl_config_free(&cfg);
     return 0;

@@ -61,6 +61,21 @@ int sl_buf_append(struct sl_buf *b, const void *p, size_t n)
     return SL_OK;
 }
 
+const char *sl_buf_cstr(struct sl_buf *b)
+{
+    if (b->data == NULL || b->len == b->cap) {
+        /* Room for the NUL, which does not count against the ceiling. */
+        size_t max = b->max;
+        b->max = max == SIZE_MAX ? max : max + 1;
+        int rc = reserve(b, 1);
+        b->max = max;
+        if (rc != SL_OK)
+            return "";
+    }
+    b->data[b->len] = '\0';
+    return b->data + b->off;
+}
+
 int sl_buf_puts(struct sl_buf *b, const char *s)
 {
     return sl_buf_append(b, s, strlen(s));

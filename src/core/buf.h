@@ -35,6 +35,10 @@ static inline size_t sl_buf_size(const struct sl_buf *b)
     return b->len - b->off;
 }
 
+/* The unconsumed bytes as a C string: a NUL is kept after them (not
+ * counted in the size). "" when the NUL does not fit under the ceiling. */
+const char *sl_buf_cstr(struct sl_buf *b);
+
 /* Appends n bytes. SL_ETOOBIG past the ceiling (nothing appended), SL_ENOMEM. */
 SL_WARN_UNUSED int sl_buf_append(struct sl_buf *b, const void *p, size_t n);
 SL_WARN_UNUSED int sl_buf_puts(struct sl_buf *b, const char *s);

@@ -82,6 +82,20 @@ static int parse_value(struct sl_config *cfg, const struct sl_cfg_row *row, cons
         memcpy(field, &s, sizeof s);
         return SL_OK;
     }
+    case SL_CFG_LIST: {
+        struct sl_cfg_list *l = (struct sl_cfg_list *)(void *)field;
+        if (l->n >= (size_t)row->max || l->n >= SL_LIMIT_UPSTREAMS) {
+            snprintf(err, errlen, "--%s: at most %lld values", row->name, (long long)row->max);
+            return SL_EINVAL;
+        }
+        const char *s = keep_string(cfg, value);
+        if (s == NULL) {
+            snprintf(err, errlen, "out of memory");
+            return SL_ENOMEM;
+        }
+        l->v[l->n++] = s;
+        return SL_OK;
+    }
     }
     return SL_EINVAL;
 }
@@ -95,6 +109,8 @@ void sl_config_defaults(struct sl_config *cfg)
         char *field = (char *)cfg + row->offset;
         if (row->type == SL_CFG_STR) {
             memcpy(field, &row->def, sizeof row->def); /* static, not copied */
+        } else if (row->type == SL_CFG_LIST) {
+            /* empty: memset above */
         } else if (parse_value(cfg, row, row->def, err, sizeof err) != SL_OK) {
             abort(); /* a default outside its own row is a programmer error */
         }
@@ -174,7 +190,7 @@ int sl_config_parse_args(struct sl_config *cfg, unsigned scope, int argc, char *
 
 void sl_config_print_help(FILE *out, unsigned scope)
 {
-    static const char *tname[] = {"int", "bool", "string"};
+    static const char *tname[] = {"int", "bool", "string", "list"};
     fprintf(out, "%-28s %-7s %-10s %-24s %-16s %s\n", "flag (yaml key a_b)", "type", "unit",
             "range", "default", "what");
     for (size_t i = 0; i < sl_config_nrows; i++) {

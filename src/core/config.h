@@ -19,8 +19,9 @@
 #define SL_SCOPE_SIM     2u
 #define SL_SCOPE_ALL     (SL_SCOPE_GATEWAY | SL_SCOPE_SIM)
 
-/* X(name, TYPE, unit, min, max, default, scope, help); TYPE is INT, BOOL or STR.
- * min and max bound INT values (and BOOL 0..1); for STR they are unused. */
+/* X(name, TYPE, unit, min, max, default, scope, help); TYPE is INT, BOOL, STR
+ * or LIST (a flag given again adds a value; max bounds the count). min and
+ * max bound INT values (and BOOL 0..1); for STR they are unused. */
 #define SL_CONFIG_ROWS(X)                                                                          \
     X(listen, STR, "host:port", 0, 0, "127.0.0.1:8080", SL_SCOPE_ALL,                              \
       "address to serve on (sluice sim: 127.0.0.1:8000)")                                          \
@@ -44,6 +45,24 @@
       "keep-alive connection idle between requests")                                               \
     X(send_timeout_ms, INT, "ms", 1, 3600000, "30000", SL_SCOPE_ALL,                               \
       "a client with queued bytes that reads nothing this long is closed")                         \
+    X(upstream, LIST, "url", 0, SL_LIMIT_UPSTREAMS, "", SL_SCOPE_GATEWAY,                          \
+      "upstream base URL (repeat for several); none: the built-in simulator")                      \
+    X(upstream_key_env, STR, "name", 0, 0, "", SL_SCOPE_GATEWAY,                                   \
+      "environment variable with the upstream API key (else the client's Authorization is sent)")  \
+    X(connect_timeout_ms, INT, "ms", 1, 600000, "5000", SL_SCOPE_GATEWAY,                          \
+      "connecting to an upstream")                                                                 \
+    X(first_byte_timeout_ms, INT, "ms", 1, 3600000, "60000", SL_SCOPE_GATEWAY,                     \
+      "from sending a request upstream to its response headers")                                   \
+    X(stall_timeout_ms, INT, "ms", 1, 3600000, "120000", SL_SCOPE_GATEWAY,                         \
+      "an upstream answer that sends nothing this long is cut with an error")                      \
+    X(upstream_buffer_bytes, INT, "bytes", 1024, 524288, "16384", SL_SCOPE_GATEWAY,                \
+      "receive buffer per upstream transfer (libcurl CURLOPT_BUFFERSIZE)")                         \
+    X(client_buffer_bytes, INT, "bytes", 4096, 1073741824, "262144", SL_SCOPE_GATEWAY,             \
+      "unsent bytes kept for a slow client before sluice waits for its socket to drain")           \
+    X(max_stream_bytes, INT, "bytes", 4096, 1073741824, "67108864", SL_SCOPE_GATEWAY,              \
+      "events kept in one stream's log")                                                           \
+    X(max_response_bytes, INT, "bytes", 4096, 1073741824, "67108864", SL_SCOPE_GATEWAY,            \
+      "a non-streaming upstream response body")                                                    \
     X(model, STR, "name", 0, 0, "Qwen/Qwen3-0.6B", SL_SCOPE_ALL, "simulator: model name served")   \
     X(max_model_len, INT, "tokens", 16, 10000000, "8192", SL_SCOPE_ALL,                            \
       "simulator: context length reported in /v1/models")                                          \
@@ -66,6 +85,12 @@
 #define SL__CTYPE_INT  int64_t
 #define SL__CTYPE_BOOL bool
 #define SL__CTYPE_STR  const char *
+#define SL__CTYPE_LIST struct sl_cfg_list
+
+struct sl_cfg_list {
+    const char *v[SL_LIMIT_UPSTREAMS];
+    size_t n;
+};
 
 struct sl_config {
 #define SL__CFG_FIELD(name, type, unit, min, max, def, scope, help) SL__CTYPE_##type name;
@@ -74,7 +99,7 @@ struct sl_config {
     char *owned_; /* strings set from flags are copies kept here */
 };
 
-enum sl_cfg_type { SL_CFG_INT, SL_CFG_BOOL, SL_CFG_STR };
+enum sl_cfg_type { SL_CFG_INT, SL_CFG_BOOL, SL_CFG_STR, SL_CFG_LIST };
 
 struct sl_cfg_row {
     const char *name;

@@ -24,7 +24,8 @@
     X(SL_EUNAVAIL, -13, "unavailable")                                                             \
     X(SL_ECLOSED, -14, "connection closed")                                                        \
     X(SL_EJSON, -15, "invalid JSON")                                                               \
-    X(SL_ENOTFOUND, -16, "not found")
+    X(SL_ENOTFOUND, -16, "not found")                                                              \
+    X(SL_EPROTO, -17, "peer does not speak HTTP")
 
 enum sl_err {
 #define SL__ERR_ENUM(name, value, msg) name = value,

@@ -32,4 +32,7 @@
  * (pipelining): the rest waits in the kernel. */
 #define SL_LIMIT_PIPELINE_BYTES (SL_LIMIT_HEADER_BYTES_DEFAULT * 4)
 
+/* Upstreams in one configuration (the config list bound). */
+#define SL_LIMIT_UPSTREAMS 64
+
 #endif

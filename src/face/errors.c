@@ -60,12 +60,10 @@ const char *sl_error_type(int status)
     return status >= 500 ? "InternalServerError" : "BadRequestError";
 }
 
-int sl_error_render(struct sl_buf *out, int status, const char *type, const char *message,
-                    const char *param)
+static int render(struct sl_buf *out, const char *type, const char *message, const char *param,
+                  const char *code_str, int code)
 {
     size_t mark = out->len;
-    if (type == NULL)
-        type = sl_error_type(status);
     int rc = sl_buf_puts(out, "{\"error\":{\"message\":");
     if (rc == SL_OK)
         rc = sl_buf_put_json_str(out, message, strlen(message));
@@ -78,8 +76,25 @@ int sl_error_render(struct sl_buf *out, int status, const char *type, const char
     if (rc == SL_OK)
         rc = param ? sl_buf_put_json_str(out, param, strlen(param)) : sl_buf_puts(out, "null");
     if (rc == SL_OK)
-        rc = sl_buf_printf(out, ",\"code\":%d}}", status);
+        rc = sl_buf_puts(out, ",\"code\":");
+    if (rc == SL_OK)
+        rc = code_str ? sl_buf_put_json_str(out, code_str, strlen(code_str))
+                      : sl_buf_printf(out, "%d", code);
+    if (rc == SL_OK)
+        rc = sl_buf_puts(out, "}}");
     if (rc != SL_OK)
         out->len = mark;
     return rc;
+}
+
+int sl_error_render(struct sl_buf *out, int status, const char *type, const char *message,
+                    const char *param)
+{
+    return render(out, type ? type : sl_error_type(status), message, param, NULL, status);
+}
+
+int sl_error_render_code(struct sl_buf *out, const char *type, const char *message,
+                         const char *param, const char *code)
+{
+    return render(out, type, message, param, code, 0);
 }

@@ -17,4 +17,10 @@ const char *sl_error_type(int status);
 SL_WARN_UNUSED int sl_error_render(struct sl_buf *out, int status, const char *type,
                                    const char *message, const char *param);
 
+/* The same shape with a string code, as OpenAI's own errors and sluice's
+ * cancel ({"message":"stream cancelled","type":"cancelled","param":null,
+ * "code":"cancelled"}). */
+SL_WARN_UNUSED int sl_error_render_code(struct sl_buf *out, const char *type, const char *message,
+                                        const char *param, const char *code);
+
 #endif

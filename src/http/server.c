@@ -60,6 +60,9 @@ struct sl_http_exchange {
     bool keep_alive; /* the connection stays open after this response */
     sl_http_abort_cb abort_cb;
     void *abort_ud;
+    sl_http_drain_cb drain_cb;
+    void *drain_ud;
+    size_t drain_below;
     struct sl_http_header hdrs[]; /* req.num_headers entries */
 };
 
@@ -252,6 +255,13 @@ static void on_write(uv_write_t *req, int status)
         conn_close(c);
         return;
     }
+    struct sl_http_exchange *ex = c->ex;
+    if (ex && ex->drain_cb && c->state == CONN_DISPATCH && c->pending <= ex->drain_below &&
+        !c->in_ex_call) {
+        ex->drain_cb(ex, ex->drain_ud);
+        if (c->state == CONN_CLOSING)
+            return;
+    }
     if (c->pending == 0) {
         uv_timer_stop(&c->write_timer);
         if (c->state == CONN_DISPATCH || c->state == CONN_HEAD)
@@ -334,8 +344,9 @@ static int build_head(struct sl_buf *h, int status, const char *content_type, co
         rc = sl_buf_printf(h, "Content-Type: %s\r\n", content_type);
     if (rc == SL_OK && content_length >= 0)
         rc = sl_buf_printf(h, "Content-Length: %lld\r\n", (long long)content_length);
-    if (rc == SL_OK && content_length < 0)
+    if (rc == SL_OK && content_length == -1)
         rc = sl_buf_puts(h, "Transfer-Encoding: chunked\r\n");
+    /* content_length -2: an HTTP/1.0 client, the body ends at the close. */
     if (rc == SL_OK && headers)
         rc = sl_buf_puts(h, headers);
     if (rc == SL_OK)
@@ -429,6 +440,14 @@ void sl_http_ex_set_abort_cb(struct sl_http_exchange *ex, sl_http_abort_cb cb, v
     ex->abort_ud = ud;
 }
 
+void sl_http_ex_set_drain_cb(struct sl_http_exchange *ex, sl_http_drain_cb cb, void *ud,
+                             size_t below)
+{
+    ex->drain_cb = cb;
+    ex->drain_ud = ud;
+    ex->drain_below = below;
+}
+
 int sl_http_ex_respond(struct sl_http_exchange *ex, int status, const char *content_type,
                        const char *headers, const char *body, size_t len)
 {
@@ -479,17 +498,42 @@ int sl_http_ex_start(struct sl_http_exchange *ex, int status, const char *conten
     struct conn *c = ex->conn;
     struct sl_buf head;
     sl_buf_init(&head, (size_t)c->srv->cfg->max_header_bytes + 4096);
-    int rc = build_head(&head, status, content_type, headers, ex->keep_alive, -1);
+    /* HTTP/1.0 has no chunked coding: the body ends when the connection does. */
+    bool http10 = ex->req.minor_version == 0;
+    if (http10)
+        ex->keep_alive = false;
+    int rc = build_head(&head, status, content_type, headers, ex->keep_alive, http10 ? -2 : -1);
     if (rc != SL_OK) {
         sl_buf_free(&head);
         sl_http_ex_close(ex);
         return SL_ECLOSED;
     }
     ex->started = true;
-    ex->chunked = true;
+    ex->chunked = !http10;
     c->in_ex_call = true;
     if (rc == SL_OK)
         rc = send_bytes(c, sl_buf_ptr(&head), sl_buf_size(&head));
+    c->in_ex_call = false;
+    sl_buf_free(&head);
+    return rc;
+}
+
+int sl_http_ex_start_fixed(struct sl_http_exchange *ex, int status, const char *content_type,
+                           const char *headers, uint64_t content_length)
+{
+    struct conn *c = ex->conn;
+    struct sl_buf head;
+    sl_buf_init(&head, (size_t)c->srv->cfg->max_header_bytes + 4096);
+    int rc =
+        build_head(&head, status, content_type, headers, ex->keep_alive, (int64_t)content_length);
+    if (rc != SL_OK) {
+        sl_buf_free(&head);
+        sl_http_ex_close(ex);
+        return SL_ECLOSED;
+    }
+    ex->started = true;
+    c->in_ex_call = true;
+    rc = send_bytes(c, sl_buf_ptr(&head), sl_buf_size(&head));
     c->in_ex_call = false;
     sl_buf_free(&head);
     return rc;
@@ -499,6 +543,13 @@ int sl_http_ex_write(struct sl_http_exchange *ex, const char *data, size_t len)
 {
     if (len == 0 || ex->is_head)
         return SL_OK;
+    if (!ex->chunked) {
+        struct conn *c = ex->conn;
+        c->in_ex_call = true;
+        int rc = send_bytes(c, data, len);
+        c->in_ex_call = false;
+        return rc;
+    }
     char size_line[24];
     int n = snprintf(size_line, sizeof size_line, "%zx\r\n", len);
     uv_buf_t bufs[3] = {uv_buf_init(size_line, (unsigned)n),
@@ -515,7 +566,7 @@ int sl_http_ex_end(struct sl_http_exchange *ex)
     int rc = SL_OK;
     struct conn *c = ex->conn;
     c->in_ex_call = true;
-    if (!ex->is_head)
+    if (!ex->is_head && ex->chunked)
         rc = send_bytes(c, "0\r\n\r\n", 5);
     c->in_ex_call = false;
     if (rc == SL_ECLOSED)

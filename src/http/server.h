@@ -62,9 +62,14 @@ int sl_http_ex_respond_error(struct sl_http_exchange *ex, int status, const char
 /* Starts a chunked response; then sl_http_ex_write ... sl_http_ex_end. */
 SL_WARN_UNUSED int sl_http_ex_start(struct sl_http_exchange *ex, int status,
                                     const char *content_type, const char *headers);
-/* Sends data as one chunk. SL_ECLOSED when the connection is gone or was
- * closed because the client fell more than max_write_buffer_bytes behind
- * (the abort callback has then run). */
+/* Starts a response of known length: sl_http_ex_write then sends the bytes
+ * as they are (no chunk framing) and sl_http_ex_end adds nothing. */
+SL_WARN_UNUSED int sl_http_ex_start_fixed(struct sl_http_exchange *ex, int status,
+                                          const char *content_type, const char *headers,
+                                          uint64_t content_length);
+/* Sends data as one chunk (or as is after sl_http_ex_start_fixed). SL_ECLOSED when the connection
+ * is gone or was closed because the client fell more than max_write_buffer_bytes behind (the abort
+ * callback has then run). */
 SL_WARN_UNUSED int sl_http_ex_write(struct sl_http_exchange *ex, const char *data, size_t len);
 /* Sends the last chunk. Ends the exchange whatever it returns. */
 int sl_http_ex_end(struct sl_http_exchange *ex);
@@ -74,5 +79,11 @@ void sl_http_ex_close(struct sl_http_exchange *ex);
 /* Bytes queued for this client and not yet written to the socket. */
 size_t sl_http_ex_pending(const struct sl_http_exchange *ex);
 void sl_http_ex_set_abort_cb(struct sl_http_exchange *ex, sl_http_abort_cb cb, void *ud);
+/* Called after a write completes while sl_http_ex_pending(ex) <= below, so
+ * a writer that paused at its bound can go on. Not called inside
+ * sl_http_ex_* calls. */
+typedef void (*sl_http_drain_cb)(struct sl_http_exchange *ex, void *ud);
+void sl_http_ex_set_drain_cb(struct sl_http_exchange *ex, sl_http_drain_cb cb, void *ud,
+                             size_t below);
 
 #endif

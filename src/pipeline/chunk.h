@@ -63,6 +63,28 @@ struct sl_chunk {
     int64_t error_code; /* numeric code, or 0 */
 };
 
+/* How the reader reads (the rules the pipeline can rely on):
+ * - Kind: "[DONE]" with JSON whitespace around it is DONE. A top-level
+ *   object whose "error" member is not null or false is ERROR (error = that
+ *   value's raw bytes; a string error is also error_message); else one whose
+ *   "object" is "error" (vLLM's old shape) is ERROR with error = the whole
+ *   object and message, type and code read from its top level; else one with
+ *   a "choices" array is DATA; any other JSON is OTHER.
+ * - Absent members leave spans {NULL, 0}, created -1, the usage counts and
+ *   error_code 0. A member of an unexpected type (a number for "content") is
+ *   taken as absent; a later duplicate member replaces an earlier one.
+ * - Integers (created, index, usage counts, error code) are read only when
+ *   integral and in range (int64_t; index uint32_t); otherwise they keep
+ *   their default. A choice without "index" gets its array position; array
+ *   elements that are not objects take no choice slot.
+ * - Keys are compared as raw bytes, escapes not resolved: vLLM and OpenAI
+ *   never escape member names ("choi\u0063es" is an unknown member).
+ * - String bytes from 0x80 up pass through unchecked (no UTF-8 validation);
+ *   raw control bytes and bad escapes are invalid; lone surrogate escapes
+ *   are valid JSON (sl_json_unescape makes them U+FFFD).
+ * - choices[i] for i >= nchoices are unspecified; SL_CHUNK_INVALID gives
+ *   nchoices 0 and nothing else to read. */
+
 /* Reads data[0..len) (one SSE event's data). Always fills out->kind; returns
  * SL_OK, or SL_EJSON for SL_CHUNK_INVALID input (including more choices than
  * SL_CHUNK_MAX_CHOICES or deeper nesting than SL_CHUNK_MAX_DEPTH). Spans
@@ -72,6 +94,8 @@ SL_WARN_UNUSED int sl_chunk_read(const char *data, size_t len, struct sl_chunk *
 /* Appends the decoded UTF-8 of a JSON string body (escapes resolved,
  * surrogate pairs joined; a lone surrogate becomes U+FFFD). SL_EJSON on a bad
  * escape, SL_ETOOBIG at out's ceiling. */
+/* On an error out holds what it held before the call. Plain runs between
+ * escapes are copied with one append each; other bytes are not checked. */
 SL_WARN_UNUSED int sl_json_unescape(const char *p, size_t n, struct sl_buf *out);
 
 #endif

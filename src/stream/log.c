@@ -30,6 +30,7 @@ struct sl_log {
     uint64_t first_seq; /* the oldest event still held */
     size_t bytes, max_bytes;
     size_t next_block;
+    uint64_t gen; /* bumped by each trim that frees a block */
     bool ended;
     struct sl_log_watcher *watchers;
 };
@@ -82,7 +83,9 @@ int sl_log_append(struct sl_log *log, enum sl_ev_type type, uint32_t choice, con
     if (raw_len > UINT32_MAX || text_len > UINT32_MAX)
         return SL_ETOOBIG;
     size_t need = rec_size(raw_len, text_len);
-    if (need > log->max_bytes || log->bytes > log->max_bytes - need)
+    /* An error ends a log: it may pass the bound, so that a log that filled
+     * up can still say why it stops. */
+    if (type != SL_EV_ERROR && (need > log->max_bytes || log->bytes > log->max_bytes - need))
         return SL_ETOOBIG;
     struct sl_log_block *b = log->tail;
     if (b == NULL || b->cap - b->used < need) {
@@ -144,16 +147,12 @@ size_t sl_log_bytes(const struct sl_log *log)
     return log->bytes;
 }
 
-int sl_log_cursor_init(struct sl_log *log, struct sl_log_cursor *c, uint64_t after_seq)
+/* Finds the block and offset of event seq (or the end of the tail). */
+static void seek(struct sl_log *log, struct sl_log_cursor *c)
 {
-    if (after_seq > log->last_seq)
-        return SL_EINVAL;
-    if (after_seq + 1 < log->first_seq)
-        return SL_ENOTFOUND;
-    c->next_seq = after_seq + 1;
     c->blk = NULL;
     c->off = 0;
-    /* Walk to the event: blocks first, then records. */
+    c->gen = log->gen;
     for (struct sl_log_block *b = log->head; b; b = b->next) {
         if (b->next && b->next->first_seq <= c->next_seq)
             continue;
@@ -167,8 +166,18 @@ int sl_log_cursor_init(struct sl_log *log, struct sl_log_cursor *c, uint64_t aft
         }
         c->blk = b;
         c->off = off;
-        break;
+        return;
     }
+}
+
+int sl_log_cursor_init(struct sl_log *log, struct sl_log_cursor *c, uint64_t after_seq)
+{
+    if (after_seq > log->last_seq)
+        return SL_EINVAL;
+    if (after_seq + 1 < log->first_seq)
+        return SL_ENOTFOUND;
+    c->next_seq = after_seq + 1;
+    seek(log, c);
     return SL_OK;
 }
 
@@ -178,10 +187,8 @@ int sl_log_read(struct sl_log *log, struct sl_log_cursor *c, struct sl_ev *ev)
         return 0;
     if (c->next_seq < log->first_seq)
         return SL_ENOTFOUND;
-    if (c->blk == NULL) { /* positioned on an empty log */
-        c->blk = log->head;
-        c->off = 0;
-    }
+    if (c->blk == NULL || c->gen != log->gen)
+        seek(log, c);
     while (c->off >= c->blk->used) {
         c->blk = c->blk->next;
         c->off = 0;
@@ -215,6 +222,7 @@ void sl_log_trim(struct sl_log *log, uint64_t before_seq)
             log->tail = NULL;
         log->bytes -= b->used;
         log->first_seq = end_seq;
+        log->gen++;
         free(b);
     }
 }

@@ -42,8 +42,9 @@ struct sl_log_block;
 /* A reader's position: the next event it will read. */
 struct sl_log_cursor {
     uint64_t next_seq;
-    struct sl_log_block *blk; /* private */
-    size_t off;               /* private */
+    struct sl_log_block *blk; /* private: a cached position, valid while */
+    size_t off;               /* the log's trim generation is gen */
+    uint64_t gen;
 };
 
 /* Told after each append and when the log ends. */
@@ -62,7 +63,8 @@ struct sl_log *sl_log_new(size_t max_bytes);
 void sl_log_free(struct sl_log *log);
 
 /* Appends one event (copies raw and text) and tells the watchers.
- * *seq gets its number (may be NULL). SL_EINVAL after sl_log_end. */
+ * *seq gets its number (may be NULL). SL_EINVAL after sl_log_end;
+ * SL_ETOOBIG past max_bytes, except for SL_EV_ERROR events. */
 SL_WARN_UNUSED int sl_log_append(struct sl_log *log, enum sl_ev_type type, uint32_t choice,
                                  const char *raw, size_t raw_len, const char *text, size_t text_len,
                                  uint64_t *seq);
@@ -83,9 +85,9 @@ SL_WARN_UNUSED int sl_log_cursor_init(struct sl_log *log, struct sl_log_cursor *
  * ended: see sl_log_ended), SL_ENOTFOUND when it was trimmed away. */
 SL_WARN_UNUSED int sl_log_read(struct sl_log *log, struct sl_log_cursor *c, struct sl_ev *ev);
 
-/* Frees every whole block of events numbered below before_seq. Cursors
- * pointing into freed blocks must not exist (the caller trims up to its
- * slowest reader). */
+/* Frees every whole block of events numbered below before_seq (the caller
+ * trims up to its slowest reader). Cursors stay valid: they find their
+ * place again by number. */
 void sl_log_trim(struct sl_log *log, uint64_t before_seq);
 
 void sl_log_watch(struct sl_log *log, struct sl_log_watcher *w);

@@ -1,0 +1,124 @@
+/* gateway.c - routes of the gateway and the upstream behind them.
+ * Owns: choosing the transport from the config (HTTP client or in-process
+ * simulator), the upstream key, and which path goes to which face; paths
+ * sluice does not serve are proxied to the upstream unchanged. */
+#include "face/gateway.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "face/openai.h"
+#include "face/proxy.h"
+#include "http/server.h"
+#include "upstream/client.h"
+#include "upstream/sim_backend.h"
+
+struct sl_gateway {
+    uv_loop_t *loop;
+    const struct sl_config *cfg;
+    struct sl_http_server *server;
+    struct sl_upstream_client *client; /* one of these two */
+    struct sl_sim_backend *sim;
+    struct sl_upstream_transport *t;
+    struct sl_openai oa;
+};
+
+static bool path_is(const struct sl_http_request *r, const char *p)
+{
+    size_t n = strlen(p);
+    return r->path_len == n && memcmp(r->path, p, n) == 0;
+}
+
+static void handle(struct sl_http_exchange *ex, void *ud)
+{
+    struct sl_gateway *gw = ud;
+    const struct sl_http_request *r = sl_http_ex_request(ex);
+    if (path_is(r, "/v1/chat/completions") || path_is(r, "/v1/completions")) {
+        if (r->method == SL_HTTP_POST)
+            sl_openai_handle(&gw->oa, ex);
+        else
+            sl_http_ex_respond_error(ex, 405, "Allow: POST\r\n", "Method Not Allowed", NULL);
+        return;
+    }
+    sl_proxy_forward(ex, gw->t);
+}
+
+int sl_gateway_start(uv_loop_t *loop, const struct sl_config *cfg, struct sl_gateway **out,
+                     char *err, size_t errlen)
+{
+    struct sl_gateway *gw = calloc(1, sizeof *gw);
+    if (gw == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return SL_ENOMEM;
+    }
+    gw->loop = loop;
+    gw->cfg = cfg;
+    int rc;
+    if (cfg->upstream.n > 0) {
+        char auth[4096];
+        const char *auth_header = NULL;
+        if (cfg->upstream_key_env[0]) {
+            const char *key = getenv(cfg->upstream_key_env);
+            if (key == NULL || key[0] == '\0') {
+                snprintf(err, errlen, "--upstream-key-env: %s is not set", cfg->upstream_key_env);
+                free(gw);
+                return SL_EINVAL;
+            }
+            snprintf(auth, sizeof auth, "Authorization: Bearer %s", key);
+            auth_header = auth;
+        }
+        struct sl_upstream_client_opts o = {
+            .connect_timeout_ms = cfg->connect_timeout_ms,
+            .first_byte_timeout_ms = cfg->first_byte_timeout_ms,
+            .stall_timeout_ms = cfg->stall_timeout_ms,
+            .buffer_bytes = cfg->upstream_buffer_bytes,
+            .max_idle_connections = cfg->max_connections,
+            .auth_header = auth_header,
+        };
+        rc = sl_upstream_client_new(loop, cfg->upstream.v[0], &o, &gw->client);
+        memset(auth, 0, sizeof auth);
+        if (rc != SL_OK) {
+            snprintf(err, errlen, "cannot make the upstream client: %s", sl_strerror(rc));
+            free(gw);
+            return rc;
+        }
+        gw->t = sl_upstream_client_transport(gw->client);
+    } else {
+        rc = sl_sim_backend_new(loop, cfg, &gw->sim, err, errlen);
+        if (rc != SL_OK) {
+            free(gw);
+            return rc;
+        }
+        gw->t = sl_sim_backend_transport(gw->sim);
+    }
+    gw->oa = (struct sl_openai){loop, cfg, gw->t};
+    rc = sl_http_server_start(loop, cfg, handle, gw, &gw->server, err, errlen);
+    if (rc != SL_OK) {
+        sl_gateway_stop(gw);
+        sl_gateway_free(gw);
+        return rc;
+    }
+    *out = gw;
+    return SL_OK;
+}
+
+const char *sl_gateway_upstream(const struct sl_gateway *gw)
+{
+    return gw->t->name;
+}
+
+void sl_gateway_stop(struct sl_gateway *gw)
+{
+    if (gw->server)
+        sl_http_server_close(gw->server); /* aborts every exchange, cancelling upstreams */
+    gw->server = NULL;
+}
+
+void sl_gateway_free(struct sl_gateway *gw)
+{
+    if (gw->client)
+        sl_upstream_client_free(gw->client);
+    if (gw->sim)
+        sl_sim_backend_free(gw->sim);
+    free(gw);
+}

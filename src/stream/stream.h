@@ -1,0 +1,95 @@
+/* stream.h - a generation: an id, a log, a state, its upstream request.
+ * Owns: starting the upstream request, feeding its answer through the
+ * ingest pipeline into the log, the state (running, done, cancelled,
+ * failed), cancel, and the stream's lifetime (references held by the
+ * producer and by each follower). Does not own: how clients read the log
+ * (face/), which upstream is chosen (the caller passes the transport). */
+#ifndef SL_STREAM_STREAM_H
+#define SL_STREAM_STREAM_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "pipeline/ingest.h"
+#include "stream/log.h"
+#include "upstream/upstream.h"
+
+/* 128 random bits in URL-safe base64 without padding. */
+#define SL_STREAM_ID_CHARS 22
+
+enum sl_stream_state {
+    SL_STREAM_STARTING, /* the upstream has not answered yet */
+    SL_STREAM_RUNNING,
+    SL_STREAM_DONE,
+    SL_STREAM_CANCELLED,
+    SL_STREAM_FAILED,
+};
+
+struct sl_stream;
+
+/* How the upstream's first answer goes to whoever started the stream. One
+ * of the three is called, once; then the owner is forgotten. */
+struct sl_stream_owner {
+    /* 2xx with an event stream: the log is filling; follow it. */
+    void (*on_open)(void *ud, struct sl_stream *s, const struct sl_upstream_header *hdrs, size_t n);
+    /* Any other complete answer (an error status, a JSON body): pass it on.
+     * header_lines: the upstream's end-to-end headers, "Name: value\r\n"
+     * each (Content-Type among them). */
+    void (*on_reply)(void *ud, struct sl_stream *s, int status, const char *header_lines,
+                     const char *body, size_t len);
+    /* No answer (refused, timed out, not HTTP): err and what say why. */
+    void (*on_fail)(void *ud, struct sl_stream *s, int err, const char *what);
+};
+
+struct sl_stream_opts {
+    size_t max_log_bytes;
+    size_t max_event_bytes;
+    size_t max_reply_bytes; /* a non-stream answer's body */
+};
+
+struct sl_stream {
+    char id[SL_STREAM_ID_CHARS + 1];
+    enum sl_stream_state state;
+    struct sl_log *log;
+    const char *upstream; /* the transport's name */
+    int64_t created;      /* unix seconds */
+    struct sl_ingest ingest;
+    /* private */
+    uv_loop_t *loop;
+    struct sl_upstream_transport *t;
+    struct sl_upstream_req *up;
+    const struct sl_stream_owner *owner;
+    void *owner_ud;
+    struct sl_stream_opts opts;
+    struct sl_buf reply;
+    int reply_status;
+    struct sl_buf reply_head; /* header lines kept until the body is whole */
+    int refs;
+};
+
+/* Fills id with a fresh stream id (NUL-terminated). */
+void sl_stream_new_id(char id[SL_STREAM_ID_CHARS + 1]);
+
+/* Starts a stream: sends the request through t and reports the answer to
+ * owner. The caller holds one reference (sl_stream_unref). SL_ENOMEM, or
+ * the transport's error (then nothing was started and no callback runs). */
+SL_WARN_UNUSED int sl_stream_start(uv_loop_t *loop, struct sl_upstream_transport *t,
+                                   const struct sl_upstream_send *send,
+                                   const struct sl_stream_opts *opts,
+                                   const struct sl_stream_owner *owner, void *owner_ud,
+                                   struct sl_stream **out);
+
+void sl_stream_ref(struct sl_stream *s);
+/* Drops a reference; the stream is freed when none is left (the upstream
+ * request, while it runs, holds one of its own). */
+void sl_stream_unref(struct sl_stream *s);
+
+/* Stops the upstream request at once (the upstream sees the connection
+ * close) and ends the log with the cancelled error event. Nothing when the
+ * stream already ended. */
+void sl_stream_cancel(struct sl_stream *s);
+
+const char *sl_stream_state_name(enum sl_stream_state st);
+
+#endif
