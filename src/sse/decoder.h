@@ -14,8 +14,8 @@
 #include "core/buf.h"
 #include "core/err.h"
 
-/* One dispatched event. Pointers are borrowed from the decoder: valid until
- * the next call on it. */
+/* One dispatched event. Pointers are borrowed (from the decoder, or data
+ * from the caller's input): valid until the next call on the decoder. */
 struct sl_sse_event {
     const char *data; /* data lines joined by "\n" (no final "\n") */
     size_t data_len;

@@ -216,6 +216,8 @@ static int answer_now(struct sl_upstream_req *r, const struct sl_upstream_send *
         r->ctype = "text/plain; version=0.0.4; charset=utf-8";
         if (get)
             return sl_sim_render_metrics(b->sim, &r->out);
+    } else if (path_is(s, "/v1/chat/completions") || path_is(s, "/v1/completions")) {
+        /* POST is served by a generation; any other method lands here. */
     } else {
         r->status = 404;
         r->ctype = "application/json";
