@@ -99,6 +99,9 @@ static int ingest_chunk(struct sl_ingest *in, const char *data, size_t len, uint
         }
         if (text)
             rc = sl_json_unescape(text->p, text->n, &in->text);
+        /* vLLM's first chunk: {"role":"assistant","content":""}. */
+        if (c->has_role && type == SL_EV_CONTENT && sl_buf_size(&in->text) == 0)
+            type = SL_EV_START;
         if (rc != SL_OK) {
             in->broken = in->saw_error = true;
             rc = sl_ingest_log_error(in->log, 502, "the upstream sent a chunk sluice cannot read");

@@ -1,0 +1,160 @@
+/* test_log.c - the stream log: numbering, reading in order, bounds,
+ * watchers, trimming under a cursor. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "stream/log.h"
+
+static void append_n(struct sl_log *log, int n, size_t size)
+{
+    char *raw = malloc(size + 1);
+    for (int i = 0; i < n; i++) {
+        memset(raw, 'a' + (int)(sl_log_last_seq(log) % 26), size);
+        uint64_t seq = 0;
+        assert_int_equal(sl_log_append(log, SL_EV_CONTENT, 0, raw, size, "t", 1, &seq), SL_OK);
+        assert_int_equal(seq, sl_log_last_seq(log));
+    }
+    free(raw);
+}
+
+static void test_numbered_and_read_in_order(void **state)
+{
+    (void)state;
+    struct sl_log *log = sl_log_new(1 << 20);
+    append_n(log, 1000, 37);
+    struct sl_log_cursor c;
+    assert_int_equal(sl_log_cursor_init(log, &c, 0), SL_OK);
+    struct sl_ev ev;
+    for (uint64_t i = 1; i <= 1000; i++) {
+        assert_int_equal(sl_log_read(log, &c, &ev), 1);
+        assert_int_equal(ev.seq, i);
+        assert_int_equal(ev.raw_len, 37);
+        assert_int_equal(ev.raw[0], 'a' + (int)((i - 1) % 26));
+        assert_int_equal(ev.type, SL_EV_CONTENT);
+    }
+    assert_int_equal(sl_log_read(log, &c, &ev), 0);
+    sl_log_free(log);
+}
+
+static void test_cursor_from_the_middle(void **state)
+{
+    (void)state;
+    struct sl_log *log = sl_log_new(1 << 20);
+    append_n(log, 300, 100);
+    for (uint64_t after = 0; after <= 300; after += 7) {
+        struct sl_log_cursor c;
+        assert_int_equal(sl_log_cursor_init(log, &c, after), SL_OK);
+        struct sl_ev ev;
+        if (after < 300) {
+            assert_int_equal(sl_log_read(log, &c, &ev), 1);
+            assert_int_equal(ev.seq, after + 1);
+        } else {
+            assert_int_equal(sl_log_read(log, &c, &ev), 0);
+        }
+    }
+    struct sl_log_cursor c;
+    assert_int_equal(sl_log_cursor_init(log, &c, 301), SL_EINVAL);
+    sl_log_free(log);
+}
+
+static void test_bound_refuses_but_errors_pass(void **state)
+{
+    (void)state;
+    struct sl_log *log = sl_log_new(1000);
+    char raw[200] = {0};
+    int ok = 0;
+    while (sl_log_append(log, SL_EV_CONTENT, 0, raw, sizeof raw, "", 0, NULL) == SL_OK)
+        ok++;
+    assert_true(ok >= 3 && ok <= 5);
+    assert_true(sl_log_bytes(log) <= 1000);
+    assert_int_equal(sl_log_append(log, SL_EV_CONTENT, 0, raw, sizeof raw, "", 0, NULL),
+                     SL_ETOOBIG);
+    /* The error that says why the log stops still gets in. */
+    assert_int_equal(sl_log_append(log, SL_EV_ERROR, 0, "{}", 2, "", 0, NULL), SL_OK);
+    sl_log_end(log);
+    assert_int_equal(sl_log_append(log, SL_EV_ERROR, 0, "{}", 2, "", 0, NULL), SL_EINVAL);
+    sl_log_free(log);
+}
+
+struct counter {
+    struct sl_log_watcher w;
+    int appends;
+    int ends;
+};
+
+static void on_watch(struct sl_log_watcher *w, struct sl_log *log)
+{
+    struct counter *c = w->data;
+    if (sl_log_ended(log))
+        c->ends++;
+    else
+        c->appends++;
+}
+
+static void test_watchers(void **state)
+{
+    (void)state;
+    struct sl_log *log = sl_log_new(1 << 20);
+    struct counter a = {{on_watch, NULL, NULL, NULL}, 0, 0};
+    struct counter b = {{on_watch, NULL, NULL, NULL}, 0, 0};
+    a.w.data = &a;
+    b.w.data = &b;
+    sl_log_watch(log, &a.w);
+    sl_log_watch(log, &b.w);
+    append_n(log, 3, 10);
+    sl_log_unwatch(log, &a.w);
+    append_n(log, 2, 10);
+    sl_log_end(log);
+    assert_int_equal(a.appends, 3);
+    assert_int_equal(a.ends, 0);
+    assert_int_equal(b.appends, 5);
+    assert_int_equal(b.ends, 1);
+    sl_log_unwatch(log, &b.w);
+    sl_log_free(log);
+}
+
+static void test_trim_keeps_cursors_valid(void **state)
+{
+    (void)state;
+    struct sl_log *log = sl_log_new(64 << 20);
+    struct sl_log_cursor c;
+    assert_int_equal(sl_log_cursor_init(log, &c, 0), SL_OK);
+    struct sl_ev ev;
+    uint64_t want = 1;
+    size_t peak = 0;
+    for (int round = 0; round < 200; round++) {
+        append_n(log, 50, 90);
+        while (sl_log_read(log, &c, &ev) == 1) {
+            assert_int_equal(ev.seq, want);
+            assert_int_equal(ev.raw[0], 'a' + (int)((want - 1) % 26));
+            want++;
+        }
+        sl_log_trim(log, c.next_seq);
+        if (sl_log_bytes(log) > peak)
+            peak = sl_log_bytes(log);
+    }
+    assert_int_equal(want, 10001);
+    /* Read events go: what is held stays within a couple of blocks. */
+    assert_true(peak < 64 * 1024);
+    struct sl_log_cursor old;
+    assert_int_equal(sl_log_cursor_init(log, &old, 0), SL_ENOTFOUND);
+    sl_log_free(log);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_numbered_and_read_in_order),
+        cmocka_unit_test(test_cursor_from_the_middle),
+        cmocka_unit_test(test_bound_refuses_but_errors_pass),
+        cmocka_unit_test(test_watchers),
+        cmocka_unit_test(test_trim_keeps_cursors_valid),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
