@@ -187,6 +187,98 @@ int sl_buf_put_json_str(struct sl_buf *b, const char *s, size_t n)
     return rc;
 }
 
+/* Appends s as a JSON string the way Python's json.dumps does by default
+ * (ensure_ascii=True): non-ASCII as \uXXXX, astral code points as surrogate
+ * pairs. */
+int sl_buf_put_json_str_ascii(struct sl_buf *b, const char *s, size_t n)
+{
+    static const char hx[] = "0123456789abcdef";
+    int rc = sl_buf_append(b, "\"", 1);
+    size_t i = 0;
+    while (i < n && rc == SL_OK) {
+        unsigned char c = (unsigned char)s[i];
+        if (c < 0x80) {
+            size_t j = i;
+            while (j < n && (unsigned char)s[j] < 0x80 && (unsigned char)s[j] >= 0x20 &&
+                   s[j] != '"' && s[j] != '\\')
+                j++;
+            if (j > i) {
+                rc = sl_buf_append(b, s + i, j - i);
+                i = j;
+                continue;
+            }
+            /* one byte that json.dumps escapes */
+            char esc[6] = {'\\', (char)c, 0, 0, 0, 0};
+            size_t elen = 2;
+            switch (c) {
+            case '\n':
+                esc[1] = 'n';
+                break;
+            case '\r':
+                esc[1] = 'r';
+                break;
+            case '\t':
+                esc[1] = 't';
+                break;
+            case '\b':
+                esc[1] = 'b';
+                break;
+            case '\f':
+                esc[1] = 'f';
+                break;
+            case '"':
+            case '\\':
+                break;
+            default:
+                memcpy(esc + 1, "u00", 3);
+                esc[4] = hx[c >> 4];
+                esc[5] = hx[c & 15];
+                elen = 6;
+            }
+            rc = sl_buf_append(b, esc, elen);
+            i++;
+            continue;
+        }
+        uint32_t cp = 0xfffd;
+        size_t len = 1;
+        if ((c & 0xe0) == 0xc0 && i + 1 < n) {
+            cp = ((uint32_t)(c & 0x1f) << 6) | ((unsigned char)s[i + 1] & 0x3f);
+            len = 2;
+        } else if ((c & 0xf0) == 0xe0 && i + 2 < n) {
+            cp = ((uint32_t)(c & 0x0f) << 12) | ((uint32_t)((unsigned char)s[i + 1] & 0x3f) << 6) |
+                 ((unsigned char)s[i + 2] & 0x3f);
+            len = 3;
+        } else if ((c & 0xf8) == 0xf0 && i + 3 < n) {
+            cp = ((uint32_t)(c & 0x07) << 18) | ((uint32_t)((unsigned char)s[i + 1] & 0x3f) << 12) |
+                 ((uint32_t)((unsigned char)s[i + 2] & 0x3f) << 6) |
+                 ((unsigned char)s[i + 3] & 0x3f);
+            len = 4;
+        }
+        i += len;
+        uint32_t units[2];
+        int nu = 1;
+        units[0] = cp;
+        if (cp >= 0x10000) {
+            cp -= 0x10000;
+            units[0] = 0xd800 | (cp >> 10);
+            units[1] = 0xdc00 | (cp & 0x3ff);
+            nu = 2;
+        }
+        for (int u = 0; u < nu && rc == SL_OK; u++) {
+            char esc[6] = {'\\',
+                           'u',
+                           hx[(units[u] >> 12) & 15],
+                           hx[(units[u] >> 8) & 15],
+                           hx[(units[u] >> 4) & 15],
+                           hx[units[u] & 15]};
+            rc = sl_buf_append(b, esc, sizeof esc);
+        }
+    }
+    if (rc == SL_OK)
+        rc = sl_buf_append(b, "\"", 1);
+    return rc;
+}
+
 void sl_buf_consume(struct sl_buf *b, size_t n)
 {
     b->off += n;

@@ -53,6 +53,10 @@ SL_WARN_UNUSED int sl_buf_put_i64(struct sl_buf *b, int64_t v);
  * \u00XX for other control bytes; everything else is copied. */
 SL_WARN_UNUSED int sl_buf_put_json_str(struct sl_buf *b, const char *s, size_t n);
 
+/* The same, as Python's json.dumps writes it by default (ensure_ascii):
+ * every non-ASCII code point as \uXXXX (surrogate pairs past U+FFFF). */
+SL_WARN_UNUSED int sl_buf_put_json_str_ascii(struct sl_buf *b, const char *s, size_t n);
+
 /* Drops the first n unconsumed bytes (n <= size). Cheap: moves an offset and
  * compacts only when the consumed part dominates. */
 void sl_buf_consume(struct sl_buf *b, size_t n);

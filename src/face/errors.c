@@ -15,8 +15,8 @@ static const struct status_row status_rows[] = {
     {201, "Created", ""},
     {204, "No Content", ""},
     {400, "Bad Request", "BadRequestError"},
-    {401, "Unauthorized", "AuthenticationError"},
-    {403, "Forbidden", "PermissionDeniedError"},
+    {401, "Unauthorized", "UnauthorizedError"},
+    {403, "Forbidden", "ForbiddenError"},
     {404, "Not Found", "NotFoundError"},
     {405, "Method Not Allowed", "MethodNotAllowedError"},
     {408, "Request Timeout", "RequestTimeoutError"},
@@ -97,4 +97,29 @@ int sl_error_render_code(struct sl_buf *out, const char *type, const char *messa
                          const char *param, const char *code)
 {
     return render(out, type, message, param, code, 0);
+}
+
+int sl_error_render_py(struct sl_buf *out, int status, const char *type, const char *message,
+                       const char *param)
+{
+    size_t mark = out->len;
+    if (type == NULL)
+        type = sl_error_type(status);
+    int rc = sl_buf_puts(out, "{\"error\": {\"message\": ");
+    if (rc == SL_OK)
+        rc = sl_buf_put_json_str_ascii(out, message, strlen(message));
+    if (rc == SL_OK)
+        rc = sl_buf_puts(out, ", \"type\": ");
+    if (rc == SL_OK)
+        rc = sl_buf_put_json_str_ascii(out, type, strlen(type));
+    if (rc == SL_OK)
+        rc = sl_buf_puts(out, ", \"param\": ");
+    if (rc == SL_OK)
+        rc =
+            param ? sl_buf_put_json_str_ascii(out, param, strlen(param)) : sl_buf_puts(out, "null");
+    if (rc == SL_OK)
+        rc = sl_buf_printf(out, ", \"code\": %d}}", status);
+    if (rc != SL_OK)
+        out->len = mark;
+    return rc;
 }

@@ -23,4 +23,9 @@ SL_WARN_UNUSED int sl_error_render(struct sl_buf *out, int status, const char *t
 SL_WARN_UNUSED int sl_error_render_code(struct sl_buf *out, const char *type, const char *message,
                                         const char *param, const char *code);
 
+/* The same object spaced and ASCII-escaped as Python's json.dumps writes
+ * it: vLLM's in-band streaming error event. */
+SL_WARN_UNUSED int sl_error_render_py(struct sl_buf *out, int status, const char *type,
+                                      const char *message, const char *param);
+
 #endif

@@ -5,6 +5,8 @@
  * JSON parsing (fault.c), sockets, clocks, HTTP framing. */
 #include "sim/sim.h"
 
+#include "face/errors.h"
+
 #include <jansson.h>
 #include <math.h>
 #include <stdarg.h>
@@ -148,145 +150,12 @@ static void hex32(char *out, uint64_t a, uint64_t b)
     out[32] = '\0';
 }
 
-/* Appends s as a JSON string the way Python's json.dumps does by default
- * (ensure_ascii=True): non-ASCII as \uXXXX, astral code points as surrogate
- * pairs. Used only for the in-band error event. */
-static int put_json_str_ascii(struct sl_buf *b, const char *s, size_t n)
-{
-    static const char hx[] = "0123456789abcdef";
-    int rc = sl_buf_append(b, "\"", 1);
-    size_t i = 0;
-    while (i < n && rc == SL_OK) {
-        unsigned char c = (unsigned char)s[i];
-        if (c < 0x80) {
-            size_t j = i;
-            while (j < n && (unsigned char)s[j] < 0x80 && (unsigned char)s[j] >= 0x20 &&
-                   s[j] != '"' && s[j] != '\\')
-                j++;
-            if (j > i) {
-                rc = sl_buf_append(b, s + i, j - i);
-                i = j;
-                continue;
-            }
-            /* one byte that json.dumps escapes */
-            char esc[6] = {'\\', (char)c, 0, 0, 0, 0};
-            size_t elen = 2;
-            switch (c) {
-            case '\n':
-                esc[1] = 'n';
-                break;
-            case '\r':
-                esc[1] = 'r';
-                break;
-            case '\t':
-                esc[1] = 't';
-                break;
-            case '\b':
-                esc[1] = 'b';
-                break;
-            case '\f':
-                esc[1] = 'f';
-                break;
-            case '"':
-            case '\\':
-                break;
-            default:
-                memcpy(esc + 1, "u00", 3);
-                esc[4] = hx[c >> 4];
-                esc[5] = hx[c & 15];
-                elen = 6;
-            }
-            rc = sl_buf_append(b, esc, elen);
-            i++;
-            continue;
-        }
-        uint32_t cp = 0xfffd;
-        size_t len = 1;
-        if ((c & 0xe0) == 0xc0 && i + 1 < n) {
-            cp = ((uint32_t)(c & 0x1f) << 6) | ((unsigned char)s[i + 1] & 0x3f);
-            len = 2;
-        } else if ((c & 0xf0) == 0xe0 && i + 2 < n) {
-            cp = ((uint32_t)(c & 0x0f) << 12) | ((uint32_t)((unsigned char)s[i + 1] & 0x3f) << 6) |
-                 ((unsigned char)s[i + 2] & 0x3f);
-            len = 3;
-        } else if ((c & 0xf8) == 0xf0 && i + 3 < n) {
-            cp = ((uint32_t)(c & 0x07) << 18) | ((uint32_t)((unsigned char)s[i + 1] & 0x3f) << 12) |
-                 ((uint32_t)((unsigned char)s[i + 2] & 0x3f) << 6) |
-                 ((unsigned char)s[i + 3] & 0x3f);
-            len = 4;
-        }
-        i += len;
-        uint32_t units[2];
-        int nu = 1;
-        units[0] = cp;
-        if (cp >= 0x10000) {
-            cp -= 0x10000;
-            units[0] = 0xd800 | (cp >> 10);
-            units[1] = 0xdc00 | (cp & 0x3ff);
-            nu = 2;
-        }
-        for (int u = 0; u < nu && rc == SL_OK; u++) {
-            char esc[6] = {'\\',
-                           'u',
-                           hx[(units[u] >> 12) & 15],
-                           hx[(units[u] >> 8) & 15],
-                           hx[(units[u] >> 4) & 15],
-                           hx[units[u] & 15]};
-            rc = sl_buf_append(b, esc, sizeof esc);
-        }
-    }
-    if (rc == SL_OK)
-        rc = sl_buf_append(b, "\"", 1);
-    return rc;
-}
-
-/* The "type" vLLM gives an error of this HTTP status. */
-static const char *error_type(int status)
-{
-    switch (status) {
-    case 400:
-        return TYPE_BAD;
-    case 401:
-        return "UnauthorizedError";
-    case 403:
-        return "ForbiddenError";
-    case 404:
-        return "NotFoundError";
-    case 429:
-        return "RateLimitError";
-    case 501:
-        return "NotImplementedError";
-    case 503:
-        return "ServiceUnavailableError";
-    default:
-        return status < 500 ? TYPE_BAD : "InternalServerError";
-    }
-}
-
 /* --- public error body --------------------------------------------------- */
 
 int sl_sim_render_error(struct sl_buf *out, int status, const char *type, const char *message,
                         const char *param)
 {
-    struct sl_buf t;
-    sl_buf_init(&t, SIZE_MAX / 2);
-    int rc = sl_buf_puts(&t, "{\"error\":{\"message\":");
-    if (rc == SL_OK)
-        rc = sl_buf_put_json_str(&t, message, strlen(message));
-    if (rc == SL_OK)
-        rc = sl_buf_puts(&t, ",\"type\":");
-    if (rc == SL_OK)
-        rc = sl_buf_put_json_str(&t, type, strlen(type));
-    if (rc == SL_OK)
-        rc = sl_buf_puts(&t, ",\"param\":");
-    if (rc == SL_OK)
-        rc = param ? sl_buf_put_json_str(&t, param, strlen(param)) : sl_buf_puts(&t, "null");
-    if (rc == SL_OK)
-        rc = sl_buf_printf(&t, ",\"code\":%d}}", status);
-    if (rc == SL_OK)
-        rc = sl_buf_append(out, sl_buf_ptr(&t), sl_buf_size(&t));
-    sl_buf_free(&t);
-    return rc;
+    return sl_error_render(out, status, type, message, param);
 }
 
 /* --- engine -------------------------------------------------------------- */
@@ -852,7 +721,7 @@ int sl_sim_start(struct sl_sim *sim, enum sl_sim_route route, const char *body, 
 
     if (r->fault.kind == SL__SIM_FAULT_ERROR_BEFORE_FIRST) {
         int status = r->fault.status;
-        req_fail(r, status, error_type(status), NULL,
+        req_fail(r, status, sl_error_type(status), NULL,
                  "Simulated fault: error_before_first (status %d).", status);
         r->gate_ms = now_ms + (uint64_t)(r->fault.ms > 0 ? r->fault.ms : 0);
         sim->success[R_ERROR]++;
@@ -1046,15 +915,11 @@ static int put_body(struct sl_sim_req *r)
 static int put_inband_error(struct sl_sim_req *r, int status, const char *msg)
 {
     struct sl_buf *b = &r->pend;
-    int rc = sl_buf_puts(b, "data: {\"error\": {\"message\": ");
+    int rc = sl_buf_puts(b, "data: ");
     if (rc == SL_OK)
-        rc = put_json_str_ascii(b, msg, strlen(msg));
+        rc = sl_error_render_py(b, status, NULL, msg, NULL);
     if (rc == SL_OK)
-        rc = sl_buf_puts(b, ", \"type\": ");
-    if (rc == SL_OK)
-        rc = put_json_str_ascii(b, error_type(status), strlen(error_type(status)));
-    if (rc == SL_OK)
-        rc = sl_buf_printf(b, ", \"param\": null, \"code\": %d}}\n\ndata: [DONE]\n\n", status);
+        rc = sl_buf_puts(b, "\n\ndata: [DONE]\n\n");
     return rc;
 }
 
@@ -1184,7 +1049,7 @@ static bool fault_step(struct sl_sim_req *r, uint64_t due, int *rc)
         } else {
             r->status = f->status;
             sl_buf_reset(&r->pend);
-            *rc = sl_sim_render_error(&r->pend, f->status, error_type(f->status), msg, NULL);
+            *rc = sl_sim_render_error(&r->pend, f->status, sl_error_type(f->status), msg, NULL);
         }
         finish_engine(r, R_ERROR, due);
         r->ended = true;
