@@ -340,6 +340,7 @@ static bool parse_request(struct sl_sim_req *r, const json_t *root, const char *
 {
     struct sl_sim *sim = r->sim;
     bool chat = r->route == SL_SIM_CHAT;
+    int64_t nprompts = 1;
     *kind_text = "";
     *kind_len = 0;
     if (!json_is_object(root)) {
@@ -386,6 +387,9 @@ static bool parse_request(struct sl_sim_req *r, const json_t *root, const char *
     } else {
         const json_t *p = json_object_get(root, "prompt");
         int64_t pt = 0;
+        /* A list of strings is a batch: one choice (times n) per prompt. */
+        if (json_is_array(p) && json_array_size(p) > 0 && json_is_string(json_array_get(p, 0)))
+            nprompts = (int64_t)json_array_size(p);
         if (json_is_string(p)) {
             *kind_text = json_string_value(p);
             *kind_len = json_string_length(p);
@@ -557,12 +561,47 @@ static bool parse_request(struct sl_sim_req *r, const json_t *root, const char *
     }
 
     /* Sampling parameters (vLLM's SamplingParams checks, then max tokens). */
+    static const struct {
+        const char *key;
+        double lo, hi;
+        bool lo_open;
+        const char *range;
+    } ranges[] = {
+        {"temperature", 0, 1e300, false, "must be non-negative"},
+        {"top_p", 0, 1, true, "must be in (0, 1]"},
+        {"presence_penalty", -2, 2, false, "must be in [-2, 2]"},
+        {"frequency_penalty", -2, 2, false, "must be in [-2, 2]"},
+    };
+    for (size_t k = 0; k < sizeof ranges / sizeof ranges[0]; k++) {
+        const json_t *v = json_object_get(root, ranges[k].key);
+        if (v == NULL || json_is_null(v))
+            continue;
+        if (!json_is_number(v)) {
+            req_fail(r, 400, TYPE_VALIDATION, NULL,
+                     "[{'type': 'float_type', 'loc': ('body', '%s'), 'msg': 'Input should be a "
+                     "valid number'}]",
+                     ranges[k].key);
+            return false;
+        }
+        double d = json_number_value(v);
+        bool low = ranges[k].lo_open ? d <= ranges[k].lo : d < ranges[k].lo;
+        if (low || d > ranges[k].hi) {
+            req_fail(r, 400, TYPE_BAD, NULL, "%s %s, got %.1f.", ranges[k].key, ranges[k].range, d);
+            return false;
+        }
+    }
     const json_t *jn = json_object_get(root, "n");
     int64_t n = json_is_integer(jn) ? json_integer_value(jn) : 1;
     if (n < 1) {
         req_fail(r, 400, TYPE_BAD, NULL, "n must be at least 1, got %lld.", (long long)n);
         return false;
     }
+    if (n > SL_SIM_MAX_N / nprompts) {
+        req_fail(r, 400, TYPE_BAD, "n", "The simulator takes at most %d choices, got %lld.",
+                 SL_SIM_MAX_N, (long long)(n * nprompts));
+        return false;
+    }
+    n *= nprompts;
     if (n > SL_SIM_MAX_N) {
         req_fail(r, 400, TYPE_BAD, "n", "The simulator takes n of at most %d, got %lld.",
                  SL_SIM_MAX_N, (long long)n);
