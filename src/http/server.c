@@ -668,6 +668,15 @@ static const char *message_for(int err)
     }
 }
 
+static bool has_one_host(const struct sl_http_request *req)
+{
+    int n = 0;
+    for (size_t i = 0; i < req->num_headers; i++)
+        if (req->headers[i].name_len == 4 && strncasecmp(req->headers[i].name, "host", 4) == 0)
+            n++;
+    return n == 1;
+}
+
 /* A complete head at the front of c->in: copy it into a new exchange. */
 static int start_exchange(struct conn *c, size_t head_len, size_t num_headers)
 {
@@ -731,6 +740,10 @@ static void process_input(struct conn *c)
                 read_timer_set(c, RT_HEADER);
                 break;
             }
+            /* RFC 9112 3.2: a server must reject an HTTP/1.1 request
+             * without exactly one Host (h11 in front of vLLM does). */
+            if (rc == SL_OK && req.minor_version == 1 && !has_one_host(&req))
+                rc = SL_EBADREQ;
             if (rc == SL_OK)
                 rc = start_exchange(c, used, req.num_headers);
             if (rc != SL_OK) {
