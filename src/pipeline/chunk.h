@@ -82,8 +82,8 @@ struct sl_chunk {
  * - String bytes from 0x80 up pass through unchecked (no UTF-8 validation);
  *   raw control bytes and bad escapes are invalid; lone surrogate escapes
  *   are valid JSON (sl_json_unescape makes them U+FFFD).
- * - choices[i] for i >= nchoices are unspecified; SL_CHUNK_INVALID gives
- *   nchoices 0 and nothing else to read. */
+ * - choices[i] for i >= nchoices are unspecified; SL_CHUNK_INVALID and
+ *   SL_CHUNK_DONE leave every member at its absent value (nchoices 0). */
 
 /* Reads data[0..len) (one SSE event's data). Always fills out->kind; returns
  * SL_OK, or SL_EJSON for SL_CHUNK_INVALID input (including more choices than
