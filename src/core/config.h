@@ -63,6 +63,12 @@
       "events kept in one stream's log")                                                           \
     X(max_response_bytes, INT, "bytes", 4096, 1073741824, "67108864", SL_SCOPE_GATEWAY,            \
       "a non-streaming upstream response body")                                                    \
+    X(grace_s, INT, "s", 0, 86400, "30", SL_SCOPE_GATEWAY,                                         \
+      "a stream-face stream nobody listens to generates this long, then is cancelled")             \
+    X(retention_s, INT, "s", 0, 604800, "600", SL_SCOPE_GATEWAY,                                   \
+      "a finished stream's log stays readable this long (0: not kept, no resume)")                 \
+    X(store_max_bytes, INT, "bytes", 65536, 1099511627776, "268435456", SL_SCOPE_GATEWAY,          \
+      "all logs held in memory; past it the oldest finished streams go first")                     \
     X(model, STR, "name", 0, 0, "Qwen/Qwen3-0.6B", SL_SCOPE_ALL, "simulator: model name served")   \
     X(max_model_len, INT, "tokens", 16, 10000000, "8192", SL_SCOPE_ALL,                            \
       "simulator: context length reported in /v1/models")                                          \

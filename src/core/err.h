@@ -25,7 +25,8 @@
     X(SL_ECLOSED, -14, "connection closed")                                                        \
     X(SL_EJSON, -15, "invalid JSON")                                                               \
     X(SL_ENOTFOUND, -16, "not found")                                                              \
-    X(SL_EPROTO, -17, "peer does not speak HTTP")
+    X(SL_EPROTO, -17, "peer does not speak HTTP")                                                  \
+    X(SL_EGONE, -18, "no longer held")
 
 enum sl_err {
 #define SL__ERR_ENUM(name, value, msg) name = value,

@@ -32,6 +32,11 @@
  * (pipelining): the rest waits in the kernel. */
 #define SL_LIMIT_PIPELINE_BYTES (SL_LIMIT_HEADER_BYTES_DEFAULT * 4)
 
+/* Ids of evicted streams remembered (to answer 410, not 404) and for how
+ * long; past the count the oldest are forgotten first. */
+#define SL_LIMIT_TOMBSTONES   65536
+#define SL_LIMIT_TOMBSTONE_MS (24ull * 3600 * 1000)
+
 /* Upstreams in one configuration (the config list bound). */
 #define SL_LIMIT_UPSTREAMS 64
 

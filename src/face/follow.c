@@ -1,167 +1,265 @@
-/* follow.c - a client's cursor over a stream's log, rendered as OpenAI
- * chunks. Owns: reading in order, batching what is ready into one write,
- * pausing at the client's bound and going on when its socket drains,
- * [DONE] and the end of the body, and telling the face when the client
- * leaves. Does not own: the log, the stream's fate (the face decides). */
+/* follow.c - a client's cursor over a stream, through the store (see
+ * follow.h). Owns: reading in order in batches, rendering, one write per
+ * batch, pausing at the client's bound and going on when it drains, the
+ * face's end bytes, and the listener count. Does not own: the stream's
+ * fate when the client leaves (the face and the store decide). */
 #include "face/follow.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-/* Bytes rendered before they are handed to the socket in one write. */
+#include "stream/stream.h"
+
+/* Events asked of the store per read, and bytes rendered per write. */
+#define SL_FOLLOW_READ_EVENTS 64
 #define SL_FOLLOW_BATCH_BYTES (64 * 1024)
+/* A rendered batch may hold one event of any size the log accepts. */
+#define SL_FOLLOW_OUT_MAX (64 * 1024 * 1024)
 
 struct sl_follower {
-    struct sl_stream *s;
-    struct sl_http_exchange *ex;
-    struct sl_log_cursor cur;
-    struct sl_log_watcher watch;
+    struct sl_store *store;
+    char id[SL_STREAM_ID_CHARS + 1];
+    uint64_t cursor; /* the last seq rendered */
     struct sl_follow_opts opts;
-    sl_follow_gone_cb gone;
-    void *ud;
+    const struct sl_follow_sink *sink;
+    void *sink_ud;
+    struct sl_store_sub sub;
+    bool subscribed, listening;
     struct sl_buf out;
-    bool pumping;
+    bool pumping, again, reading, finished;
+    int read_err;
+    bool read_ended;
+    size_t read_n;
 };
 
 static void follower_free(struct sl_follower *f)
 {
-    sl_log_unwatch(f->s->log, &f->watch);
+    if (f->subscribed)
+        f->store->ops->unsubscribe(f->store, &f->sub);
+    if (f->listening)
+        f->store->ops->listeners(f->store, f->id, -1);
     sl_buf_free(&f->out);
-    sl_stream_unref(f->s);
     free(f);
 }
 
-static int render(struct sl_follower *f, const struct sl_ev *ev)
+static void on_read(void *ud, int err, const struct sl_ev *evs, size_t n, bool ended)
 {
-    if (ev->type == SL_EV_USAGE && !f->opts.show_usage)
-        return SL_OK;
-    if (ev->raw_len == 0)
-        return SL_OK;
-    struct sl_buf *o = &f->out;
-    int rc = sl_buf_append(o, "id: ", 4);
-    if (rc == SL_OK)
-        rc = sl_buf_put_u64(o, ev->seq);
-    if (rc == SL_OK)
-        rc = sl_buf_append(o, "\ndata: ", 7);
-    if (rc == SL_OK)
-        rc = sl_buf_append(o, ev->raw, ev->raw_len);
-    if (rc == SL_OK)
-        rc = sl_buf_append(o, "\n\n", 2);
-    return rc;
+    struct sl_follower *f = ud;
+    f->reading = false;
+    f->read_err = err;
+    f->read_n = n;
+    f->read_ended = ended;
+    for (size_t i = 0; i < n && err == SL_OK; i++) {
+        int rc = f->opts.render ? f->opts.render(f->sink_ud, &evs[i], &f->out)
+                                : sl_render_sse(&f->opts.ctx, f->opts.format, &evs[i], &f->out);
+        if (rc != SL_OK)
+            f->read_err = rc;
+        f->cursor = evs[i].seq;
+    }
 }
 
-/* Writes what is rendered. false when the client is gone (the exchange is
- * over and the follower must go). */
+static void pump(struct sl_follower *f);
+
+static void on_read_async(void *ud, int err, const struct sl_ev *evs, size_t n, bool ended)
+{
+    struct sl_follower *f = ud;
+    on_read(ud, err, evs, n, ended);
+    if (!f->pumping)
+        pump(f); /* the store answered later: go on from here */
+}
+
+/* Sends what is rendered; false when the follower is gone. */
 static bool flush(struct sl_follower *f)
 {
     if (sl_buf_size(&f->out) == 0)
         return true;
-    int rc = sl_http_ex_write(f->ex, sl_buf_ptr(&f->out), sl_buf_size(&f->out));
+    int rc = f->sink->write(f->sink_ud, sl_buf_ptr(&f->out), sl_buf_size(&f->out));
     sl_buf_reset(&f->out);
-    return rc == SL_OK;
-}
-
-static void client_gone(struct sl_follower *f)
-{
-    f->ex = NULL;
-    sl_follow_gone_cb gone = f->gone;
-    void *ud = f->ud;
-    struct sl_stream *s = f->s;
-    sl_stream_ref(s);
-    follower_free(f);
-    if (gone)
-        gone(ud, s);
-    sl_stream_unref(s);
+    if (rc != SL_OK) {
+        follower_free(f);
+        return false;
+    }
+    return true;
 }
 
 static void pump(struct sl_follower *f)
 {
-    if (f->pumping)
-        return; /* a write inside the pump may not re-enter it */
-    f->pumping = true;
-    struct sl_log *log = f->s->log;
-    for (;;) {
-        if (sl_http_ex_pending(f->ex) + sl_buf_size(&f->out) >= f->opts.max_unsent)
-            break; /* wait for the drain callback */
-        struct sl_ev ev;
-        int rc = sl_log_read(log, &f->cur, &ev);
-        if (rc == 0)
-            break;
-        if (rc < 0 || render(f, &ev) != SL_OK) {
-            /* Trimmed under the cursor or out of memory: cut the client
-             * rather than show it a hole. */
-            f->pumping = false;
-            sl_http_ex_close(f->ex);
-            client_gone(f);
-            return;
-        }
-        if (sl_buf_size(&f->out) >= SL_FOLLOW_BATCH_BYTES && !flush(f)) {
-            f->pumping = false;
-            client_gone(f);
-            return;
-        }
-    }
-    if (!flush(f)) {
-        f->pumping = false;
-        client_gone(f);
+    if (f->pumping) {
+        f->again = true;
         return;
     }
-    if (f->opts.trim)
-        sl_log_trim(log, f->cur.next_seq);
-    f->pumping = false;
-    if (sl_log_ended(log) && f->cur.next_seq > sl_log_last_seq(log)) {
-        static const char done[] = "data: [DONE]\n\n";
-        struct sl_http_exchange *ex = f->ex;
-        int rc = sl_http_ex_write(ex, done, sizeof done - 1);
-        f->ex = NULL;
-        f->gone = NULL; /* a close after [DONE] is a normal end */
-        if (rc == SL_OK)
-            sl_http_ex_end(ex);
-        follower_free(f);
+    f->pumping = true;
+    for (;;) {
+        f->again = false;
+        if (f->reading)
+            break; /* an answer from the store is on its way */
+        if (f->sink->pending(f->sink_ud) >= f->opts.max_unsent)
+            break; /* sl_follow_drain goes on */
+        f->reading = true;
+        f->store->ops->read(f->store, f->id, f->cursor, SL_FOLLOW_READ_EVENTS, on_read_async, f);
+        if (f->reading)
+            break; /* asynchronous store: on_read_async continues */
+        if (f->read_err != SL_OK) {
+            f->pumping = false;
+            const struct sl_follow_sink *sink = f->sink;
+            void *ud = f->sink_ud;
+            int err = f->read_err;
+            follower_free(f);
+            sink->fail(ud, err);
+            return;
+        }
+        bool drained = f->read_n == 0;
+        if ((sl_buf_size(&f->out) >= SL_FOLLOW_BATCH_BYTES || drained || f->read_ended) &&
+            !flush(f))
+            return;
+        if (f->read_ended) {
+            const char *end = sl_render_end(f->opts.format);
+            f->pumping = false;
+            const struct sl_follow_sink *sink = f->sink;
+            void *ud = f->sink_ud;
+            int rc = end[0] ? sink->write(ud, end, strlen(end)) : SL_OK;
+            if (rc != SL_OK) {
+                follower_free(f);
+                return;
+            }
+            follower_free(f);
+            sink->end(ud);
+            return;
+        }
+        if (drained && !f->again)
+            break; /* the subscription wakes us */
     }
+    f->pumping = false;
 }
 
-static void on_append(struct sl_log_watcher *w, struct sl_log *log)
+static void on_sub(struct sl_store_sub *sub)
 {
-    (void)log;
-    pump(w->data);
+    pump(sub->data);
 }
 
-static void on_drain(struct sl_http_exchange *ex, void *ud)
+static void on_subscribed(void *ud, int err)
 {
-    (void)ex;
-    pump(ud);
+    struct sl_follower *f = ud;
+    f->read_err = err;
 }
 
-static void on_abort(struct sl_http_exchange *ex, void *ud)
-{
-    (void)ex;
-    client_gone(ud);
-}
-
-int sl_follow_start(struct sl_stream *s, struct sl_http_exchange *ex, uint64_t after_seq,
-                    const struct sl_follow_opts *opts, sl_follow_gone_cb gone, void *ud)
+int sl_follow_start(struct sl_store *store, const char *id, uint64_t after_seq,
+                    const struct sl_follow_opts *opts, const struct sl_follow_sink *sink,
+                    void *sink_ud, struct sl_follower **out)
 {
     struct sl_follower *f = calloc(1, sizeof *f);
     if (f == NULL)
         return SL_ENOMEM;
-    int rc = sl_log_cursor_init(s->log, &f->cur, after_seq);
-    if (rc != SL_OK) {
-        free(f);
-        return rc;
-    }
-    f->s = s;
-    sl_stream_ref(s);
-    f->ex = ex;
+    f->store = store;
+    snprintf(f->id, sizeof f->id, "%s", id);
+    f->cursor = after_seq;
     f->opts = *opts;
-    f->gone = gone;
-    f->ud = ud;
-    sl_buf_init(&f->out, SL_FOLLOW_BATCH_BYTES + 1024 * 1024 * 16);
-    f->watch.cb = on_append;
-    f->watch.data = f;
-    sl_log_watch(s->log, &f->watch);
-    sl_http_ex_set_abort_cb(ex, on_abort, f);
-    sl_http_ex_set_drain_cb(ex, on_drain, f, opts->max_unsent / 2);
+    if (f->opts.ctx.stream_id == NULL)
+        f->opts.ctx.stream_id = f->id;
+    f->sink = sink;
+    f->sink_ud = sink_ud;
+    sl_buf_init(&f->out, SL_FOLLOW_OUT_MAX);
+    f->sub.cb = on_sub;
+    f->sub.data = f;
+    f->read_err = SL_OK;
+    store->ops->subscribe(store, f->id, &f->sub, on_subscribed, f);
+    if (f->read_err != SL_OK) {
+        int err = f->read_err;
+        sl_buf_free(&f->out);
+        free(f);
+        return err;
+    }
+    f->subscribed = true;
+    store->ops->listeners(store, f->id, +1);
+    f->listening = true;
+    *out = f; /* before the pump: it may end and free f at once */
     pump(f);
     return SL_OK;
+}
+
+void sl_follow_drain(struct sl_follower *f)
+{
+    pump(f);
+}
+
+void sl_follow_stop(struct sl_follower *f)
+{
+    follower_free(f);
+}
+
+/* ---- following into an SSE response ------------------------------------- */
+
+struct sse_client {
+    struct sl_http_exchange *ex;
+    struct sl_follower *f; /* NULL once the follower is over */
+};
+
+static int sse_write(void *ud, const char *p, size_t n)
+{
+    struct sse_client *c = ud;
+    int rc = sl_http_ex_write(c->ex, p, n);
+    if (rc != SL_OK) { /* the exchange is gone; so is the follower */
+        c->f = NULL;
+        free(c);
+    }
+    return rc;
+}
+
+static size_t sse_pending(void *ud)
+{
+    struct sse_client *c = ud;
+    return sl_http_ex_pending(c->ex);
+}
+
+static void sse_end(void *ud)
+{
+    struct sse_client *c = ud;
+    sl_http_ex_end(c->ex);
+    free(c);
+}
+
+static void sse_fail(void *ud, int err)
+{
+    (void)err;
+    struct sse_client *c = ud;
+    sl_http_ex_close(c->ex);
+    free(c);
+}
+
+static const struct sl_follow_sink sse_sink = {sse_write, sse_pending, sse_end, sse_fail};
+
+static void sse_on_abort(struct sl_http_exchange *ex, void *ud)
+{
+    (void)ex;
+    struct sse_client *c = ud;
+    if (c->f)
+        sl_follow_stop(c->f);
+    free(c);
+}
+
+static void sse_on_drain(struct sl_http_exchange *ex, void *ud)
+{
+    (void)ex;
+    struct sse_client *c = ud;
+    if (c->f)
+        sl_follow_drain(c->f);
+}
+
+int sl_follow_sse(struct sl_store *store, const char *id, uint64_t after_seq,
+                  const struct sl_follow_opts *opts, struct sl_http_exchange *ex)
+{
+    struct sse_client *c = calloc(1, sizeof *c);
+    if (c == NULL)
+        return SL_ENOMEM;
+    c->ex = ex;
+    sl_http_ex_set_abort_cb(ex, sse_on_abort, c);
+    sl_http_ex_set_drain_cb(ex, sse_on_drain, c, opts->max_unsent / 2);
+    /* From here the sink callbacks own c: they free it when it ends. */
+    int rc = sl_follow_start(store, id, after_seq, opts, &sse_sink, c, &c->f);
+    if (rc != SL_OK) {
+        sl_http_ex_set_abort_cb(ex, NULL, NULL);
+        sl_http_ex_set_drain_cb(ex, NULL, NULL, 0);
+        free(c);
+    }
+    return rc;
 }

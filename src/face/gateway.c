@@ -9,6 +9,8 @@
 
 #include "face/openai.h"
 #include "face/proxy.h"
+#include "face/streams.h"
+#include "stream/store_mem.h"
 #include "http/server.h"
 #include "upstream/client.h"
 #include "upstream/sim_backend.h"
@@ -20,6 +22,7 @@ struct sl_gateway {
     struct sl_upstream_client *client; /* one of these two */
     struct sl_sim_backend *sim;
     struct sl_upstream_transport *t;
+    struct sl_store_mem *store;
     struct sl_openai oa;
 };
 
@@ -40,6 +43,8 @@ static void handle(struct sl_http_exchange *ex, void *ud)
             sl_http_ex_respond_error(ex, 405, "Allow: POST\r\n", "Method Not Allowed", NULL);
         return;
     }
+    if (sl_streams_handle(&gw->oa, ex))
+        return;
     sl_proxy_forward(ex, gw->t);
 }
 
@@ -91,7 +96,18 @@ int sl_gateway_start(uv_loop_t *loop, const struct sl_config *cfg, struct sl_gat
         }
         gw->t = sl_sim_backend_transport(gw->sim);
     }
-    gw->oa = (struct sl_openai){loop, cfg, gw->t};
+    struct sl_store_mem_opts so = {
+        .retention_s = cfg->retention_s,
+        .max_bytes = (size_t)cfg->store_max_bytes,
+        .sweep_ms = 250,
+    };
+    gw->store = sl_store_mem_new(loop, &so);
+    if (gw->store == NULL) {
+        snprintf(err, errlen, "out of memory");
+        sl_gateway_free(gw);
+        return SL_ENOMEM;
+    }
+    gw->oa = (struct sl_openai){loop, cfg, gw->t, sl_store_mem_base(gw->store)};
     rc = sl_http_server_start(loop, cfg, handle, gw, &gw->server, err, errlen);
     if (rc != SL_OK) {
         sl_gateway_stop(gw);
@@ -110,8 +126,11 @@ const char *sl_gateway_upstream(const struct sl_gateway *gw)
 void sl_gateway_stop(struct sl_gateway *gw)
 {
     if (gw->server)
-        sl_http_server_close(gw->server); /* aborts every exchange, cancelling upstreams */
+        sl_http_server_close(gw->server); /* aborts every exchange */
     gw->server = NULL;
+    if (gw->store)
+        sl_store_mem_free(gw->store); /* cancels what still runs */
+    gw->store = NULL;
 }
 
 void sl_gateway_free(struct sl_gateway *gw)

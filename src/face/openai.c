@@ -1,10 +1,12 @@
 /* openai.c - the OpenAI face: POST /v1/chat/completions and /v1/completions
  * answered exactly as vLLM answers them, every streamed byte read from the
- * stream's log. Owns: reading what sluice needs from the body (stream,
- * stream_options) with jansson, splicing stream_options.include_usage into
- * the body that goes upstream, the SSE response head, passing non-stream
- * and error answers back unchanged, and cancelling upstream when the client
- * leaves before [DONE]. Does not own: the log, the pipeline, the transport. */
+ * stream's log through the store. Owns: reading what sluice needs from a
+ * body (stream, stream_options, n) with jansson, splicing what the upstream
+ * must see into the body (no other byte changes), starting streams for
+ * both faces, the SSE response head, passing non-stream and error answers
+ * back unchanged, and the grace (0 unless X-Sluice-Grace) after which a
+ * stream whose client left is cancelled. Does not own: the log, the
+ * pipeline, the transport, the store. */
 #include "face/openai.h"
 
 #include <jansson.h>
@@ -15,12 +17,138 @@
 #include "pipeline/splice.h"
 #include "upstream/headers.h"
 
+/* ---- starting a stream (both faces) ---------------------------------------- */
+
+/* stream_options as the upstream must see it: the client's members plus
+ * include_usage (sluice's metrics need the usage). */
+static char *stream_options_for_upstream(json_t *root, bool *client_asked)
+{
+    json_t *so = json_object_get(root, "stream_options");
+    json_t *mine = json_is_object(so) ? json_deep_copy(so) : json_object();
+    *client_asked = json_is_object(so) && json_is_true(json_object_get(so, "include_usage"));
+    if (mine == NULL)
+        return NULL;
+    json_object_set_new(mine, "include_usage", json_true());
+    char *s = json_dumps(mine, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    json_decref(mine);
+    return s;
+}
+
+/* The grace of a stream whose client left, from X-Sluice-Grace (seconds,
+ * capped by grace_s); dflt when absent. */
+static uint64_t grace_ms(struct sl_openai *oa, struct sl_http_exchange *ex, uint64_t dflt)
+{
+    const char *v;
+    size_t n;
+    if (!sl_http_ex_header(ex, "X-Sluice-Grace", &v, &n) || n == 0 || n > 9)
+        return dflt;
+    uint64_t g = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (v[i] < '0' || v[i] > '9')
+            return dflt;
+        g = g * 10 + (uint64_t)(v[i] - '0');
+    }
+    if (g > (uint64_t)oa->cfg->grace_s)
+        g = (uint64_t)oa->cfg->grace_s;
+    return g * 1000;
+}
+
+int sl_face_start_stream(struct sl_openai *oa, struct sl_http_exchange *ex, const char *path,
+                         enum sl_face_kind kind, const struct sl_stream_owner *owner,
+                         void *owner_ud, struct sl_face_start *info, struct sl_stream **out)
+{
+    const struct sl_http_request *req = sl_http_ex_request(ex);
+    size_t blen;
+    const char *body = sl_http_ex_body(ex, &blen);
+    json_error_t jerr;
+    json_t *root = json_loadb(body, blen, 0, &jerr);
+    if (root == NULL || !json_is_object(root)) {
+        char msg[256];
+        if (root == NULL)
+            snprintf(msg, sizeof msg, "the request body is not valid JSON: %s (at byte %d)",
+                     jerr.text, jerr.position);
+        else
+            snprintf(msg, sizeof msg, "the request body must be a JSON object");
+        json_decref(root);
+        sl_http_ex_respond_error(ex, 400, NULL, msg, NULL);
+        return SL_EJSON;
+    }
+    memset(info, 0, sizeof *info);
+    info->client_stream = json_is_true(json_object_get(root, "stream"));
+    json_t *jn = json_object_get(root, "n");
+    info->multi_choice = json_is_integer(jn) && json_integer_value(jn) > 1;
+    bool stream = info->client_stream || kind == SL_FACE_STREAMS;
+    struct sl_buf spliced, tmp;
+    sl_buf_init(&spliced, blen + 4096);
+    sl_buf_init(&tmp, blen + 4096);
+    int rc = SL_OK;
+    if (stream) {
+        char *so = stream_options_for_upstream(root, &info->show_usage);
+        rc = so ? sl_json_splice_member(body, blen, "stream_options", so, strlen(so), &spliced)
+                : SL_ENOMEM;
+        free(so);
+        /* The stream face streams whatever the body says. */
+        if (rc == SL_OK && kind == SL_FACE_STREAMS && !info->client_stream) {
+            rc = sl_json_splice_member(sl_buf_ptr(&spliced), sl_buf_size(&spliced), "stream",
+                                       "true", 4, &tmp);
+            struct sl_buf t = spliced;
+            spliced = tmp;
+            tmp = t;
+        }
+        body = sl_buf_ptr(&spliced);
+        blen = sl_buf_size(&spliced);
+    }
+    json_decref(root);
+    if (rc != SL_OK) {
+        sl_buf_free(&spliced);
+        sl_buf_free(&tmp);
+        sl_http_ex_respond_error(ex, rc == SL_EJSON ? 400 : 503, NULL,
+                                 "sluice could not prepare the request body", NULL);
+        return rc;
+    }
+
+    struct sl_buf store;
+    sl_buf_init(&store, 256 * 1024);
+    const char *lines[SL_LIMIT_HEADERS_MAX];
+    size_t nlines = 0;
+    rc = sl_upstream_request_headers(req, oa->t->sets_auth, &store, lines, SL_LIMIT_HEADERS_MAX,
+                                     &nlines);
+    if (rc == SL_OK) {
+        struct sl_upstream_send send = {
+            .method = "POST",
+            .path = path,
+            .path_len = strlen(path),
+            .headers = lines,
+            .nheaders = nlines,
+            .body = body,
+            .body_len = blen,
+        };
+        struct sl_stream_opts so = {
+            .max_log_bytes = (size_t)oa->cfg->max_stream_bytes,
+            .max_event_bytes = (size_t)oa->cfg->max_body_bytes + 64 * 1024,
+            .max_reply_bytes = (size_t)oa->cfg->max_response_bytes,
+        };
+        rc = sl_stream_start(oa->loop, oa->t, &send, &so, owner, owner_ud, out);
+        if (rc == SL_OK)
+            (*out)->grace_ms =
+                grace_ms(oa, ex, kind == SL_FACE_OPENAI ? 0 : (uint64_t)oa->cfg->grace_s * 1000);
+    }
+    sl_buf_free(&store);
+    sl_buf_free(&spliced);
+    sl_buf_free(&tmp);
+    if (rc != SL_OK)
+        sl_http_ex_respond_error(ex, 503, NULL, "no upstream is available", NULL);
+    return rc;
+}
+
+/* ---- the OpenAI face --------------------------------------------------------- */
+
 /* One request on the OpenAI face, until the upstream's first answer. */
 struct oa_call {
     struct sl_openai *oa;
     struct sl_http_exchange *ex; /* NULL once the client left */
     struct sl_stream *s;
-    bool show_usage;
+    struct sl_face_start info;
 };
 
 static void call_free(struct oa_call *c)
@@ -30,12 +158,9 @@ static void call_free(struct oa_call *c)
     free(c);
 }
 
-/* The client left: on the OpenAI face that cancels at once (vLLM users
- * expect a disconnect to free the GPU). */
-static void on_follower_gone(void *ud, struct sl_stream *s)
+static void on_added(void *ud, int err)
 {
-    (void)ud;
-    sl_stream_cancel(s);
+    *(int *)ud = err;
 }
 
 static void on_open(void *ud, struct sl_stream *s, const struct sl_upstream_header *hdrs, size_t n)
@@ -44,24 +169,34 @@ static void on_open(void *ud, struct sl_stream *s, const struct sl_upstream_head
     (void)n;
     struct oa_call *c = ud;
     struct sl_http_exchange *ex = c->ex;
+    struct sl_store *store = c->oa->store;
     c->ex = NULL;
+    int err = SL_OK;
+    store->ops->add(store, s, on_added, &err);
     char head[256];
     snprintf(head, sizeof head,
              "Cache-Control: no-cache\r\nX-Accel-Buffering: no\r\nX-Stream-Id: %s\r\n", s->id);
-    if (ex == NULL ||
-        sl_http_ex_start(ex, 200, "text/event-stream; charset=utf-8", head) != SL_OK) {
-        sl_stream_cancel(s);
+    if (ex == NULL || err != SL_OK) {
+        if (ex)
+            sl_http_ex_respond_error(ex, 503, NULL, "the stream store is unavailable", NULL);
+        if (ex || err != SL_OK)
+            sl_stream_cancel(s); /* else the store's grace decides */
+        call_free(c);
+        return;
+    }
+    if (sl_http_ex_start(ex, 200, "text/event-stream; charset=utf-8", head) != SL_OK) {
+        store->ops->listeners(store, s->id, 0); /* nobody came: grace from now */
         call_free(c);
         return;
     }
     struct sl_follow_opts fo = {
-        .show_usage = c->show_usage,
+        .format = SL_RENDER_OPENAI,
+        .ctx = {.show_usage = c->info.show_usage, .multi_choice = c->info.multi_choice},
         .max_unsent = (size_t)c->oa->cfg->client_buffer_bytes,
-        .trim = true,
     };
-    if (sl_follow_start(s, ex, 0, &fo, on_follower_gone, NULL) != SL_OK) {
+    if (sl_follow_sse(store, s->id, 0, &fo, ex) != SL_OK) {
         sl_http_ex_close(ex);
-        sl_stream_cancel(s);
+        store->ops->listeners(store, s->id, 0);
     }
     call_free(c);
 }
@@ -71,9 +206,11 @@ static void on_reply(void *ud, struct sl_stream *s, int status, const char *head
 {
     struct oa_call *c = ud;
     if (status >= 200 && status < 300) {
-        /* A whole answer is one event in the stream's log. */
+        /* A whole answer is one event in the stream's log, kept like any. */
         if (sl_log_append(s->log, SL_EV_BODY, 0, body, len, "", 0, NULL) == SL_OK)
             sl_log_end(s->log);
+        int err = SL_OK;
+        c->oa->store->ops->add(c->oa->store, s, on_added, &err);
     }
     if (c->ex) {
         struct sl_buf h;
@@ -100,109 +237,43 @@ static void on_fail(void *ud, struct sl_stream *s, int err, const char *what)
 
 static const struct sl_stream_owner owner_cbs = {on_open, on_reply, on_fail};
 
-/* The client left before the upstream answered: cancel, forget the call. */
+/* The client left before the upstream answered. */
 static void on_early_abort(struct sl_http_exchange *ex, void *ud)
 {
     (void)ex;
     struct oa_call *c = ud;
     c->ex = NULL;
-    /* Cancelling a stream that has not opened calls no owner callback. */
-    sl_stream_cancel(c->s);
-    call_free(c);
-}
-
-/* stream_options as the upstream must see it: the client's members plus
- * include_usage (sluice's metrics need the usage). */
-static char *stream_options_for_upstream(json_t *root, bool *client_asked)
-{
-    json_t *so = json_object_get(root, "stream_options");
-    json_t *mine = json_is_object(so) ? json_deep_copy(so) : json_object();
-    *client_asked = json_is_object(so) && json_is_true(json_object_get(so, "include_usage"));
-    if (mine == NULL)
-        return NULL;
-    json_object_set_new(mine, "include_usage", json_true());
-    char *s = json_dumps(mine, JSON_COMPACT | JSON_PRESERVE_ORDER);
-    json_decref(mine);
-    return s;
+    if (c->s->grace_ms == 0) {
+        /* Cancelling a stream that has not opened calls no owner callback. */
+        sl_stream_cancel(c->s);
+        call_free(c);
+    }
+    /* With a grace the stream goes on: on_open files it in the store. */
 }
 
 void sl_openai_handle(struct sl_openai *oa, struct sl_http_exchange *ex)
 {
-    const struct sl_http_request *req = sl_http_ex_request(ex);
-    size_t blen;
-    const char *body = sl_http_ex_body(ex, &blen);
-    json_error_t jerr;
-    json_t *root = json_loadb(body, blen, 0, &jerr);
-    if (root == NULL || !json_is_object(root)) {
-        char msg[256];
-        if (root == NULL)
-            snprintf(msg, sizeof msg, "the request body is not valid JSON: %s (at byte %d)",
-                     jerr.text, jerr.position);
-        else
-            snprintf(msg, sizeof msg, "the request body must be a JSON object");
-        json_decref(root);
-        sl_http_ex_respond_error(ex, 400, NULL, msg, NULL);
+    struct oa_call *c = calloc(1, sizeof *c);
+    if (c == NULL) {
+        sl_http_ex_respond_error(ex, 503, NULL, "out of memory", NULL);
         return;
     }
-    bool stream = json_is_true(json_object_get(root, "stream"));
-    bool show_usage = false;
-    struct sl_buf spliced;
-    sl_buf_init(&spliced, blen + 4096);
-    if (stream) {
-        char *so = stream_options_for_upstream(root, &show_usage);
-        int rc = so ? sl_json_splice_member(body, blen, "stream_options", so, strlen(so), &spliced)
-                    : SL_ENOMEM;
-        free(so);
-        if (rc != SL_OK) {
-            json_decref(root);
-            sl_buf_free(&spliced);
-            sl_http_ex_respond_error(ex, rc == SL_EJSON ? 400 : 503, NULL,
-                                     "sluice could not prepare the request body", NULL);
-            return;
-        }
-        body = sl_buf_ptr(&spliced);
-        blen = sl_buf_size(&spliced);
-    }
-    json_decref(root);
-
-    struct sl_buf store, path;
-    sl_buf_init(&store, 256 * 1024);
+    const struct sl_http_request *req = sl_http_ex_request(ex);
+    struct sl_buf path;
     sl_buf_init(&path, req->target_len + 2);
-    const char *lines[SL_LIMIT_HEADERS_MAX];
-    size_t nlines = 0;
-    struct oa_call *c = calloc(1, sizeof *c);
-    int rc = c ? SL_OK : SL_ENOMEM;
-    if (rc == SL_OK)
-        rc = sl_upstream_request_headers(req, oa->t->sets_auth, &store, lines, SL_LIMIT_HEADERS_MAX,
-                                         &nlines);
-    if (rc == SL_OK)
-        rc = sl_upstream_origin_target(req, &path);
-    if (rc == SL_OK) {
-        c->oa = oa;
-        c->ex = ex;
-        c->show_usage = show_usage;
-        struct sl_upstream_send send = {
-            .method = "POST",
-            .path = sl_buf_ptr(&path),
-            .path_len = sl_buf_size(&path),
-            .headers = lines,
-            .nheaders = nlines,
-            .body = body,
-            .body_len = blen,
-        };
-        struct sl_stream_opts so = {
-            .max_log_bytes = (size_t)oa->cfg->max_stream_bytes,
-            .max_event_bytes = (size_t)oa->cfg->max_body_bytes + 64 * 1024,
-            .max_reply_bytes = (size_t)oa->cfg->max_response_bytes,
-        };
-        rc = sl_stream_start(oa->loop, oa->t, &send, &so, &owner_cbs, c, &c->s);
-    }
-    sl_buf_free(&store);
-    sl_buf_free(&path);
-    sl_buf_free(&spliced);
-    if (rc != SL_OK) {
+    if (sl_upstream_origin_target(req, &path) != SL_OK) {
         free(c);
-        sl_http_ex_respond_error(ex, 503, NULL, "no upstream is available", NULL);
+        sl_buf_free(&path);
+        sl_http_ex_respond_error(ex, 503, NULL, "out of memory", NULL);
+        return;
+    }
+    c->oa = oa;
+    c->ex = ex;
+    int rc = sl_face_start_stream(oa, ex, sl_buf_cstr(&path), SL_FACE_OPENAI, &owner_cbs, c,
+                                  &c->info, &c->s);
+    sl_buf_free(&path);
+    if (rc != SL_OK) {
+        free(c); /* the exchange was answered */
         return;
     }
     sl_http_ex_set_abort_cb(ex, on_early_abort, c);

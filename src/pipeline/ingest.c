@@ -35,6 +35,38 @@ int sl_ingest_log_error(struct sl_log *log, int status, const char *message)
     return rc;
 }
 
+int sl_ingest_summary(const struct sl_ingest *in, struct sl_buf *out)
+{
+    const struct sl_ingest_stats *st = &in->stats;
+    uint64_t ttft = st->tokens ? st->first_token_ms - st->start_ms : 0;
+    uint64_t span = st->tokens > 1 ? st->last_token_ms - st->first_token_ms : 0;
+    double tps = span > 0 ? (double)(st->tokens - 1) * 1000.0 / (double)span : 0.0;
+    int rc = sl_buf_puts(out, "{\"finish_reason\":");
+    if (rc == SL_OK)
+        rc = in->finish_reason[0]
+                 ? sl_buf_put_json_str(out, in->finish_reason, strlen(in->finish_reason))
+                 : sl_buf_puts(out, "null");
+    if (rc == SL_OK)
+        rc = sl_buf_printf(out,
+                           ",\"metrics\":{\"ttft_ms\":%llu,\"tokens\":%llu,\"tokens_per_s\":%.1f}}",
+                           (unsigned long long)ttft, (unsigned long long)st->tokens, tps);
+    return rc;
+}
+
+static int log_usage(struct sl_ingest *in, const char *raw, size_t len)
+{
+    struct sl_buf sum;
+    sl_buf_init(&sum, 1024);
+    int rc = sl_ingest_summary(in, &sum);
+    if (rc == SL_OK)
+        rc = sl_log_append(in->log, SL_EV_USAGE, 0, raw, len, sl_buf_ptr(&sum), sl_buf_size(&sum),
+                           NULL);
+    sl_buf_free(&sum);
+    if (rc == SL_OK)
+        in->saw_usage = true;
+    return rc;
+}
+
 static void count_token(struct sl_ingest *in, uint64_t now)
 {
     struct sl_ingest_stats *st = &in->stats;
@@ -77,7 +109,9 @@ static int ingest_chunk(struct sl_ingest *in, const char *data, size_t len, uint
     uint32_t choice = 0;
     sl_buf_reset(&in->text);
     if (ch.nchoices == 0) {
-        type = ch.has_usage ? SL_EV_USAGE : SL_EV_OTHER;
+        if (ch.has_usage)
+            return log_usage(in, data, len);
+        type = SL_EV_OTHER;
     } else {
         const struct sl_chunk_choice *c = &ch.choices[0];
         choice = c->index;
@@ -109,9 +143,17 @@ static int ingest_chunk(struct sl_ingest *in, const char *data, size_t len, uint
         }
         if (sl_buf_size(&in->text) > 0 && type != SL_EV_START)
             count_token(in, now);
-        for (size_t i = 0; i < ch.nchoices; i++)
-            if (ch.choices[i].has_finish)
-                in->finishes++;
+        for (size_t i = 0; i < ch.nchoices; i++) {
+            const struct sl_chunk_choice *fc = &ch.choices[i];
+            if (!fc->has_finish)
+                continue;
+            in->finishes++;
+            if ((fc->index == 0 || in->finish_reason[0] == '\0') &&
+                fc->finish_reason.n < sizeof in->finish_reason) {
+                memcpy(in->finish_reason, fc->finish_reason.p, fc->finish_reason.n);
+                in->finish_reason[fc->finish_reason.n] = '\0';
+            }
+        }
         /* A finish takes the event's type; its text (if any) stays. */
         if (c->has_finish)
             type = SL_EV_FINISH;
@@ -162,6 +204,11 @@ bool sl_ingest_end(struct sl_ingest *in, int err, const char *what)
                                 "the upstream ended the answer without a finish_reason");
         } else {
             complete = true;
+            /* The usage event is always logged and always last: an
+             * upstream that sent none gets one of sluice's (no raw chunk,
+             * so the OpenAI face shows nothing for it). */
+            if (!in->saw_usage)
+                (void)log_usage(in, "", 0);
         }
     }
     /* An incomplete last event after a finish changes nothing. */

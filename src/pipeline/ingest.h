@@ -30,10 +30,12 @@ struct sl_ingest {
     struct sl_log *log; /* borrowed */
     struct sl_buf text; /* decoded text of the current chunk */
     struct sl_ingest_stats stats;
-    uint32_t finishes; /* chunks with a finish_reason */
-    bool saw_done;     /* data: [DONE] arrived */
-    bool saw_error;    /* an error event is in the log */
-    bool broken;       /* invalid input: nothing more is read */
+    uint32_t finishes;      /* chunks with a finish_reason */
+    char finish_reason[32]; /* the last one seen (choice 0 first) */
+    bool saw_usage;         /* a usage event is in the log */
+    bool saw_done;          /* data: [DONE] arrived */
+    bool saw_error;         /* an error event is in the log */
+    bool broken;            /* invalid input: nothing more is read */
 };
 
 /* Starts ingesting into log; events and lines are bounded by max_event_bytes. */
@@ -51,6 +53,10 @@ SL_WARN_UNUSED int sl_ingest_feed(struct sl_ingest *in, const char *p, size_t n,
  * what says why). Logs an error event unless the answer is complete, then
  * ends the log. Returns true when the answer is complete. */
 bool sl_ingest_end(struct sl_ingest *in, int err, const char *what);
+
+/* The summary a usage event carries as its text, as JSON:
+ * {"finish_reason":..,"metrics":{"ttft_ms","tokens","tokens_per_s"}}. */
+SL_WARN_UNUSED int sl_ingest_summary(const struct sl_ingest *in, struct sl_buf *out);
 
 /* Logs sluice's own error event ({"error":{...}}) for status and message.
  * Error events pass the log's bound, so only SL_ENOMEM can fail it. */

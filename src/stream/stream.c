@@ -199,8 +199,8 @@ int sl_stream_start(uv_loop_t *loop, struct sl_upstream_transport *t,
 
 void sl_stream_cancel(struct sl_stream *s)
 {
-    if (s->up == NULL)
-        return; /* already over */
+    if (s->up == NULL || sl_log_ended(s->log))
+        return; /* already over, or ending on its own */
     s->t->cancel(s->up);
     if (s->state == SL_STREAM_RUNNING && !sl_log_ended(s->log)) {
         struct sl_buf b;

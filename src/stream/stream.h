@@ -54,6 +54,7 @@ struct sl_stream {
     struct sl_log *log;
     const char *upstream; /* the transport's name */
     int64_t created;      /* unix seconds */
+    uint64_t grace_ms;    /* generation goes on this long with nobody listening */
     struct sl_ingest ingest;
     /* private */
     uv_loop_t *loop;
