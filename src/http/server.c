@@ -22,6 +22,7 @@ enum conn_state {
     CONN_BODY,     /* receiving a request body */
     CONN_DISPATCH, /* a request is with the handler */
     CONN_LINGER,   /* response sent, FIN sent, draining input until EOF or timer */
+    CONN_UPGRADED, /* another protocol (WebSocket) owns the bytes */
     CONN_CLOSING,  /* handles closing */
 };
 
@@ -45,6 +46,12 @@ struct conn {
     struct sl_http_exchange *ex; /* the request being received or answered */
     uint64_t body_left;          /* Content-Length bytes still to read */
     struct sl_http_chunked chunked;
+    /* After an upgrade: where bytes go and who hears of the close. */
+    sl_http_up_read_cb up_read;
+    sl_http_up_close_cb up_close;
+    sl_http_up_drain_cb up_drain;
+    size_t up_drain_below;
+    void *up_ud;
 };
 
 struct sl_http_exchange {
@@ -134,8 +141,11 @@ static void conn_close(struct conn *c)
     if (c->state == CONN_CLOSING)
         return;
     bool dispatched = c->state == CONN_DISPATCH;
+    bool upgraded = c->state == CONN_UPGRADED;
     c->state = CONN_CLOSING;
     exchange_abort(c, dispatched);
+    if (upgraded && c->up_close && !c->in_ex_call)
+        c->up_close(c->up_ud);
     struct sl_http_server *srv = c->srv;
     if (c->prev)
         c->prev->next = c->next;
@@ -259,6 +269,12 @@ static void on_write(uv_write_t *req, int status)
     if (ex && ex->drain_cb && c->state == CONN_DISPATCH && c->pending <= ex->drain_below &&
         !c->in_ex_call) {
         ex->drain_cb(ex, ex->drain_ud);
+        if (c->state == CONN_CLOSING)
+            return;
+    }
+    if (c->state == CONN_UPGRADED && c->up_drain && c->pending <= c->up_drain_below &&
+        !c->in_ex_call) {
+        c->up_drain(c->up_ud);
         if (c->state == CONN_CLOSING)
             return;
     }
@@ -605,6 +621,10 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         return;
     if (c->state == CONN_LINGER)
         return; /* discarded */
+    if (c->state == CONN_UPGRADED) {
+        c->up_read(c->up_ud, buf->base, (size_t)nread);
+        return;
+    }
     if (sl_buf_append(&c->in, buf->base, (size_t)nread) != SL_OK) {
         conn_close(c);
         return;
@@ -921,4 +941,74 @@ void sl_http_server_close(struct sl_http_server *srv)
     while (srv->conns)
         conn_close(srv->conns);
     uv_close((uv_handle_t *)&srv->listener, (uv_close_cb)free);
+}
+
+/* ---- upgrades (WebSocket) ------------------------------------------------- */
+
+struct sl_http_upgraded {
+    struct conn c; /* never used as such: the handle is the connection */
+};
+
+int sl_http_ex_upgrade(struct sl_http_exchange *ex, const char *headers,
+                       const struct sl_http_up_cbs *cbs, void *ud, struct sl_http_upgraded **out)
+{
+    struct conn *c = ex->conn;
+    struct sl_buf head;
+    sl_buf_init(&head, (size_t)c->srv->cfg->max_header_bytes + 4096);
+    int rc = sl_buf_printf(&head, "HTTP/1.1 101 Switching Protocols\r\n%s\r\n", headers);
+    if (rc != SL_OK) {
+        sl_buf_free(&head);
+        sl_http_ex_close(ex);
+        return SL_ECLOSED;
+    }
+    c->in_ex_call = true;
+    rc = send_bytes(c, sl_buf_ptr(&head), sl_buf_size(&head));
+    c->in_ex_call = false;
+    sl_buf_free(&head);
+    if (rc != SL_OK)
+        return rc; /* the connection is gone, and the exchange with it */
+    /* The exchange is over; the connection now carries the other protocol.
+     * No HTTP timer applies any more (the protocol has its own pings). */
+    ex->ended = true;
+    c->ex = NULL;
+    exchange_free(ex);
+    read_timer_set(c, RT_NONE);
+    c->state = CONN_UPGRADED;
+    c->up_read = cbs->on_read;
+    c->up_close = cbs->on_close;
+    c->up_drain = cbs->on_drain;
+    c->up_drain_below = cbs->drain_below;
+    c->up_ud = ud;
+    *out = (struct sl_http_upgraded *)c;
+    set_reading(c, true);
+    /* Bytes that came behind the request belong to the new protocol. */
+    if (sl_buf_size(&c->in) > 0) {
+        struct sl_buf early = c->in;
+        sl_buf_init(&c->in, early.max);
+        c->up_read(ud, sl_buf_ptr(&early), sl_buf_size(&early));
+        sl_buf_free(&early);
+    }
+    return SL_OK;
+}
+
+int sl_http_up_write(struct sl_http_upgraded *u, const char *p, size_t n)
+{
+    struct conn *c = (struct conn *)u;
+    c->in_ex_call = true;
+    int rc = send_bytes(c, p, n);
+    c->in_ex_call = false;
+    return rc;
+}
+
+size_t sl_http_up_pending(const struct sl_http_upgraded *u)
+{
+    return ((const struct conn *)u)->pending;
+}
+
+void sl_http_up_close(struct sl_http_upgraded *u)
+{
+    struct conn *c = (struct conn *)u;
+    c->up_close = NULL; /* the caller knows */
+    if (c->state == CONN_UPGRADED)
+        conn_finish(c); /* FIN after what is queued */
 }

@@ -86,4 +86,38 @@ typedef void (*sl_http_drain_cb)(struct sl_http_exchange *ex, void *ud);
 void sl_http_ex_set_drain_cb(struct sl_http_exchange *ex, sl_http_drain_cb cb, void *ud,
                              size_t below);
 
+/* ---- upgrades (WebSocket) ---- */
+
+struct sl_http_upgraded;
+/* Bytes that arrived on an upgraded connection, borrowed for the call. */
+typedef void (*sl_http_up_read_cb)(void *ud, const char *p, size_t n);
+/* The connection closed (the peer left, an error, the write bound, the
+ * server closing). Nothing may be used after this returns. */
+typedef void (*sl_http_up_close_cb)(void *ud);
+/* Queued bytes fell to drain_below: a writer that paused can go on. */
+typedef void (*sl_http_up_drain_cb)(void *ud);
+
+struct sl_http_up_cbs {
+    sl_http_up_read_cb on_read;
+    sl_http_up_close_cb on_close;
+    sl_http_up_drain_cb on_drain; /* may be NULL */
+    size_t drain_below;
+};
+
+/* Answers 101 Switching Protocols with headers ("Name: value\r\n" lines)
+ * and hands the connection over: ends the exchange, stops HTTP parsing and
+ * timeouts; from now on bytes go to cbs->on_read (first any that came
+ * behind the request, before this returns). SL_ECLOSED when the connection
+ * is already gone (no callback runs then). */
+SL_WARN_UNUSED int sl_http_ex_upgrade(struct sl_http_exchange *ex, const char *headers,
+                                      const struct sl_http_up_cbs *cbs, void *ud,
+                                      struct sl_http_upgraded **out);
+/* Sends bytes as they are (bounded by max_write_buffer_bytes: past it the
+ * connection closes and SL_ECLOSED comes back; on_close is not called for a
+ * failure returned here). */
+SL_WARN_UNUSED int sl_http_up_write(struct sl_http_upgraded *u, const char *p, size_t n);
+size_t sl_http_up_pending(const struct sl_http_upgraded *u);
+/* Closes once queued bytes are written; on_close is not called. */
+void sl_http_up_close(struct sl_http_upgraded *u);
+
 #endif
