@@ -49,6 +49,7 @@ struct sl_store_mem {
     struct tomb **tbuckets;
     size_t ntbuckets;
     size_t bytes_finished; /* log bytes of finished streams */
+    uint64_t hand_now;     /* the clock without a loop: the last sweep's now */
 };
 
 static uint64_t hash_id(const char *id)
@@ -169,7 +170,7 @@ static void evict(struct sl_store_mem *st, struct entry *e, uint64_t now)
 
 static uint64_t now_ms(struct sl_store_mem *st)
 {
-    return st->loop ? uv_now(st->loop) : 0;
+    return st->loop ? uv_now(st->loop) : st->hand_now;
 }
 
 static void on_log_end(struct sl_log_watcher *w, struct sl_log *log)
@@ -194,6 +195,7 @@ static void on_log_end(struct sl_log_watcher *w, struct sl_log *log)
 
 void sl_store_mem_sweep(struct sl_store_mem *st, uint64_t now)
 {
+    st->hand_now = now;
     /* Grace: cancel running streams nobody has listened to for grace_ms. */
     for (size_t i = 0; i < st->nbuckets; i++) {
         for (struct entry *e = st->buckets[i]; e; e = e->hnext) {
@@ -428,6 +430,7 @@ void sl_store_mem_free(struct sl_store_mem *st)
             st->buckets[i] = e->hnext;
             if (!e->finished_ms)
                 sl_log_unwatch(e->s->log, &e->end_watch);
+            sl_stream_cancel(e->s); /* what still runs stops upstream */
             sl_stream_unref(e->s);
             free(e);
         }

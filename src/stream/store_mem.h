@@ -14,8 +14,9 @@ struct sl_store_mem_opts {
     uint64_t sweep_ms;   /* how often grace and retention are checked */
 };
 
-/* A store whose sweep runs on loop every opts->sweep_ms (no timer when loop
- * is NULL: call sl_store_mem_sweep by hand). NULL on SL_ENOMEM. */
+/* A store whose sweep runs on loop every opts->sweep_ms. With loop NULL
+ * there is no timer and no clock: time is what the last
+ * sl_store_mem_sweep said (tests step it by hand). NULL on SL_ENOMEM. */
 struct sl_store_mem *sl_store_mem_new(uv_loop_t *loop, const struct sl_store_mem_opts *opts);
 struct sl_store *sl_store_mem_base(struct sl_store_mem *st);
 /* Applies grace, retention and the byte bound as of now_ms. */

@@ -1,0 +1,326 @@
+/* test_store_mem.c - the in-memory store with a hand clock: lookups and
+ * read tokens, reads in order from any number, grace for streams nobody
+ * listens to, retention, the byte bound (oldest finished first), and
+ * tombstones (410, then forgotten). The upstream is a transport that
+ * never answers: the tests write the logs themselves. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "stream/store_mem.h"
+
+/* A transport whose requests never answer; cancel counts. */
+struct sl_upstream_req {
+    int dummy;
+};
+static int cancels;
+static struct sl_upstream_req reqs[64];
+static size_t nreqs;
+
+static int quiet_start(struct sl_upstream_transport *t, const struct sl_upstream_send *s,
+                       const struct sl_upstream_cbs *cbs, void *ud, struct sl_upstream_req **out)
+{
+    (void)t, (void)s, (void)cbs, (void)ud;
+    *out = &reqs[nreqs++ % 64];
+    return SL_OK;
+}
+static void quiet_cancel(struct sl_upstream_req *r)
+{
+    (void)r;
+    cancels++;
+}
+static struct sl_upstream_transport quiet = {"quiet", false, quiet_start, quiet_cancel};
+
+static void owner_open(void *ud, struct sl_stream *s, const struct sl_upstream_header *h, size_t n)
+{
+    (void)ud, (void)s, (void)h, (void)n;
+}
+static void owner_reply(void *ud, struct sl_stream *s, int st, const char *h, const char *b,
+                        size_t n)
+{
+    (void)ud, (void)s, (void)st, (void)h, (void)b, (void)n;
+}
+static void owner_fail(void *ud, struct sl_stream *s, int err, const char *what)
+{
+    (void)ud, (void)s, (void)err, (void)what;
+}
+static const struct sl_stream_owner owner = {owner_open, owner_reply, owner_fail};
+
+static struct sl_stream *new_stream(uint64_t grace_ms)
+{
+    struct sl_upstream_send send = {"POST", "/v1/chat/completions", 20, NULL, 0, "{}", 2};
+    struct sl_stream_opts o = {1 << 20, 1 << 16, 1 << 16};
+    struct sl_stream *s = NULL;
+    assert_int_equal(sl_stream_start(NULL, &quiet, &send, &o, &owner, NULL, &s), SL_OK);
+    s->state = SL_STREAM_RUNNING;
+    s->grace_ms = grace_ms;
+    return s;
+}
+
+static void done_cb(void *ud, int err)
+{
+    *(int *)ud = err;
+}
+
+static void add(struct sl_store *st, struct sl_stream *s)
+{
+    int err = -999;
+    st->ops->add(st, s, done_cb, &err);
+    assert_int_equal(err, SL_OK);
+}
+
+static void write_events(struct sl_stream *s, int n, size_t size, bool end)
+{
+    char raw[4096];
+    memset(raw, 'x', sizeof raw);
+    for (int i = 0; i < n; i++)
+        assert_int_equal(sl_log_append(s->log, SL_EV_CONTENT, 0, raw, size, "t", 1, NULL), SL_OK);
+    /* The upstream is done: cancel ends the log (with the cancelled event)
+     * and lets go of the producer's reference, as a real end would. */
+    if (end)
+        sl_stream_cancel(s);
+}
+
+struct got {
+    int err;
+    struct sl_store_info info;
+    char token[32];
+};
+
+static void info_cb(void *ud, int err, const struct sl_store_info *info)
+{
+    struct got *g = ud;
+    g->err = err;
+    if (info) {
+        g->info = *info;
+        snprintf(g->token, sizeof g->token, "%s", info->read_token);
+    }
+}
+
+static int get(struct sl_store *st, const char *id, struct got *g)
+{
+    g->err = -999;
+    st->ops->get(st, id, info_cb, g);
+    return g->err;
+}
+
+struct readout {
+    int err;
+    uint64_t seqs[512];
+    size_t n;
+    bool ended;
+};
+
+static void read_cb(void *ud, int err, const struct sl_ev *evs, size_t n, bool ended)
+{
+    struct readout *r = ud;
+    r->err = err;
+    r->ended = ended;
+    for (size_t i = 0; i < n && r->n < 512; i++)
+        r->seqs[r->n++] = evs[i].seq;
+}
+
+static struct sl_store_mem *new_store(int64_t retention_s, size_t max_bytes)
+{
+    struct sl_store_mem_opts o = {retention_s, max_bytes, 250};
+    struct sl_store_mem *st = sl_store_mem_new(NULL, &o);
+    assert_non_null(st);
+    sl_store_mem_sweep(st, 1000);
+    return st;
+}
+
+static void test_lookup_and_read_in_order(void **state)
+{
+    (void)state;
+    struct sl_store_mem *m = new_store(600, 1 << 24);
+    struct sl_store *st = sl_store_mem_base(m);
+    struct sl_stream *s = new_stream(30000);
+    add(st, s);
+    write_events(s, 300, 10, false);
+    struct got g;
+    assert_int_equal(get(st, s->id, &g), SL_OK);
+    assert_int_equal(g.info.last_seq, 300);
+    assert_false(g.info.ended);
+    assert_int_equal(strlen(g.token), 22);
+    assert_string_not_equal(g.token, s->id);
+    struct readout r = {0};
+    st->ops->read(st, s->id, 100, 50, read_cb, &r);
+    assert_int_equal(r.err, SL_OK);
+    assert_int_equal(r.n, 50);
+    for (size_t i = 0; i < r.n; i++)
+        assert_int_equal(r.seqs[i], 101 + i);
+    assert_false(r.ended);
+    struct readout past = {0};
+    st->ops->read(st, s->id, 301, 10, read_cb, &past);
+    assert_int_equal(past.err, SL_EINVAL);
+    write_events(s, 0, 0, true);
+    struct readout last = {0};
+    st->ops->read(st, s->id, 300, 10, read_cb, &last);
+    assert_int_equal(last.n, 1); /* the cancelled event */
+    assert_true(last.ended);
+    assert_int_equal(get(st, "AAAAAAAAAAAAAAAAAAAAAA", &g), SL_ENOTFOUND);
+    sl_stream_unref(s);
+    sl_store_mem_free(m);
+}
+
+static void test_grace_counts_from_creation_and_from_the_last_listener(void **state)
+{
+    (void)state;
+    cancels = 0;
+    struct sl_store_mem *m = new_store(600, 1 << 24);
+    struct sl_store *st = sl_store_mem_base(m);
+    struct sl_stream *a = new_stream(5000); /* nobody ever comes */
+    struct sl_stream *b = new_stream(5000); /* a listener comes and goes */
+    add(st, a);
+    add(st, b);
+    st->ops->listeners(st, b->id, +1);
+    sl_store_mem_sweep(m, 5999);
+    assert_int_equal(cancels, 0);
+    sl_store_mem_sweep(m, 6000); /* a: 5 s since creation at 1000 */
+    assert_int_equal(cancels, 1);
+    assert_int_equal(a->state, SL_STREAM_CANCELLED);
+    assert_int_equal(b->state, SL_STREAM_RUNNING);
+    st->ops->listeners(st, b->id, -1); /* left at 6000 */
+    sl_store_mem_sweep(m, 10999);
+    assert_int_equal(b->state, SL_STREAM_RUNNING);
+    sl_store_mem_sweep(m, 11000);
+    assert_int_equal(b->state, SL_STREAM_CANCELLED);
+    assert_int_equal(cancels, 2);
+    sl_stream_unref(a);
+    sl_stream_unref(b);
+    sl_store_mem_free(m);
+}
+
+static void test_grace_zero_cancels_when_the_listener_leaves(void **state)
+{
+    (void)state;
+    cancels = 0;
+    struct sl_store_mem *m = new_store(600, 1 << 24);
+    struct sl_store *st = sl_store_mem_base(m);
+    struct sl_stream *s = new_stream(0);
+    add(st, s);
+    st->ops->listeners(st, s->id, +1);
+    st->ops->listeners(st, s->id, -1);
+    assert_int_equal(cancels, 1);
+    assert_int_equal(s->state, SL_STREAM_CANCELLED);
+    /* The log ended with the cancelled error and stays readable. */
+    struct readout r = {0};
+    st->ops->read(st, s->id, 0, 10, read_cb, &r);
+    assert_int_equal(r.err, SL_OK);
+    assert_int_equal(r.n, 1);
+    assert_true(r.ended);
+    sl_stream_unref(s);
+    sl_store_mem_free(m);
+}
+
+static void test_retention_then_tombstone_then_forgotten(void **state)
+{
+    (void)state;
+    struct sl_store_mem *m = new_store(10, 1 << 24);
+    struct sl_store *st = sl_store_mem_base(m);
+    struct sl_stream *s = new_stream(30000);
+    char id[32];
+    snprintf(id, sizeof id, "%s", s->id);
+    add(st, s);
+    sl_stream_unref(s);           /* the store keeps it */
+    write_events(s, 3, 10, true); /* finished at 1000 */
+    struct got g;
+    sl_store_mem_sweep(m, 10999);
+    assert_int_equal(get(st, id, &g), SL_OK);
+    assert_true(g.info.ended);
+    sl_store_mem_sweep(m, 11000);
+    assert_int_equal(get(st, id, &g), SL_EGONE);
+    struct readout r = {0};
+    st->ops->read(st, id, 0, 10, read_cb, &r);
+    assert_int_equal(r.err, SL_EGONE);
+    sl_store_mem_sweep(m, 11000 + 24ull * 3600 * 1000);
+    assert_int_equal(get(st, id, &g), SL_ENOTFOUND);
+    assert_int_equal(sl_store_mem_count(m), 0);
+    sl_store_mem_free(m);
+}
+
+static void test_byte_bound_evicts_oldest_finished_first(void **state)
+{
+    (void)state;
+    struct sl_store_mem *m = new_store(600, 64 * 1024);
+    struct sl_store *st = sl_store_mem_base(m);
+    char ids[8][32];
+    struct sl_stream *running = new_stream(30000);
+    add(st, running);
+    write_events(running, 40, 1000, false); /* running: never evicted */
+    for (int i = 0; i < 8; i++) {
+        struct sl_stream *s = new_stream(30000);
+        snprintf(ids[i], sizeof ids[i], "%s", s->id);
+        add(st, s);
+        sl_stream_unref(s);
+        write_events(s, 20, 1000, true); /* about 21 KB each */
+        sl_store_mem_sweep(m, 2000 + (uint64_t)i);
+    }
+    struct got g;
+    /* 64 KiB holds the newest two or three; the oldest went first. */
+    assert_int_equal(get(st, ids[0], &g), SL_EGONE);
+    assert_int_equal(get(st, ids[4], &g), SL_EGONE);
+    assert_int_equal(get(st, ids[7], &g), SL_OK);
+    assert_int_equal(get(st, ids[6], &g), SL_OK);
+    assert_int_equal(get(st, running->id, &g), SL_OK);
+    for (int i = 1; i < 8; i++) {
+        struct got older, newer;
+        /* Never an older one kept while a newer one went. */
+        if (get(st, ids[i - 1], &older) == SL_OK)
+            assert_int_equal(get(st, ids[i], &newer), SL_OK);
+    }
+    sl_stream_unref(running);
+    sl_store_mem_free(m);
+}
+
+static int count_hits;
+
+static void count(struct sl_store_sub *sub)
+{
+    (void)sub;
+    count_hits++;
+}
+
+static void test_subscribe_hears_appends_and_the_end(void **state)
+{
+    (void)state;
+    struct sl_store_mem *m = new_store(600, 1 << 24);
+    struct sl_store *st = sl_store_mem_base(m);
+    struct sl_stream *s = new_stream(30000);
+    add(st, s);
+    struct sl_store_sub sub;
+    memset(&sub, 0, sizeof sub);
+    sub.cb = count;
+    count_hits = 0;
+    int err = -999;
+    st->ops->subscribe(st, s->id, &sub, done_cb, &err);
+    assert_int_equal(err, SL_OK);
+    write_events(s, 3, 5, true);
+    assert_int_equal(count_hits, 5); /* three appends, the cancel event, the end */
+    st->ops->unsubscribe(st, &sub);
+    struct sl_store_sub nobody;
+    memset(&nobody, 0, sizeof nobody);
+    nobody.cb = count;
+    st->ops->subscribe(st, "AAAAAAAAAAAAAAAAAAAAAA", &nobody, done_cb, &err);
+    assert_int_equal(err, SL_ENOTFOUND);
+    sl_stream_unref(s);
+    sl_store_mem_free(m);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_lookup_and_read_in_order),
+        cmocka_unit_test(test_grace_counts_from_creation_and_from_the_last_listener),
+        cmocka_unit_test(test_grace_zero_cancels_when_the_listener_leaves),
+        cmocka_unit_test(test_retention_then_tombstone_then_forgotten),
+        cmocka_unit_test(test_byte_bound_evicts_oldest_finished_first),
+        cmocka_unit_test(test_subscribe_hears_appends_and_the_end),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
