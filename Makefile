@@ -24,7 +24,7 @@ test-build: deps
 	@cmake -S . -B $(TEST_BUILD) -DCMAKE_BUILD_TYPE=Debug -DSL_SANITIZE=ON >/dev/null
 	@cmake --build $(TEST_BUILD) -j $(JOBS)
 
-test: test-build
+test: test-build build
 	@cd $(TEST_BUILD) && ctest --output-on-failure
 
 fuzz: deps

@@ -103,7 +103,7 @@ static int parse_value(struct sl_config *cfg, const struct sl_cfg_row *row, cons
 void sl_config_defaults(struct sl_config *cfg)
 {
     memset(cfg, 0, sizeof *cfg);
-    char err[16];
+    char err[256];
     for (size_t i = 0; i < sl_config_nrows; i++) {
         const struct sl_cfg_row *row = &sl_config_rows[i];
         char *field = (char *)cfg + row->offset;

@@ -229,7 +229,8 @@ static int parse_content_length(const char *v, size_t n, uint64_t *out)
         *out = x;
         first = false;
     }
-    return SL_OK;
+    /* An empty value ("Content-Length: ") frames nothing: refuse it. */
+    return first ? SL_EBADREQ : SL_OK;
 }
 
 /* Applies one complete header field to the framing state. Checks run in
@@ -241,7 +242,7 @@ static int apply_header(struct head_state *st, const struct sl_http_request *req
     if (ieq(h->name, h->name_len, "content-length")) {
         if (st->te_chunked || st->te_other) /* request smuggling */
             return SL_EBADREQ;
-        uint64_t v;
+        uint64_t v = 0;
         int rc = parse_content_length(h->value, h->value_len, &v);
         if (rc != SL_OK)
             return rc;

@@ -53,7 +53,9 @@ const char *sl_stream_state_name(enum sl_stream_state st)
     return "failed";
 }
 
-static void stream_free(struct sl_stream *s)
+/* Not inlined: gcc cannot see that a held reference keeps s alive and
+ * would warn of a use after free in every caller. */
+__attribute__((noinline)) static void stream_free(struct sl_stream *s)
 {
     if (s->state == SL_STREAM_RUNNING || s->state == SL_STREAM_DONE ||
         s->state == SL_STREAM_FAILED || s->state == SL_STREAM_CANCELLED)
@@ -120,13 +122,15 @@ static bool on_data(void *ud, const char *p, size_t n)
         sl_stream_ref(s);
         int rc = sl_ingest_feed(&s->ingest, p, n, uv_now(s->loop));
         bool go = s->up != NULL && rc == SL_OK;
-        if (s->up != NULL && rc != SL_OK) {
+        bool broken = s->up != NULL && rc != SL_OK;
+        if (broken) {
             /* Broken or over a bound: the error event is logged; stop. */
             (void)sl_ingest_end(&s->ingest, SL_EPROTO, "the upstream stream is broken");
             s->state = SL_STREAM_FAILED;
-            producer_gone(s);
         }
-        sl_stream_unref(s);
+        sl_stream_unref(s); /* ours: the producer's reference still holds s if broken */
+        if (broken)
+            producer_gone(s);
         return go;
     }
     if (sl_buf_append(&s->reply, p, n) == SL_OK)
