@@ -10,6 +10,7 @@
 #include "face/openai.h"
 #include "face/proxy.h"
 #include "face/streams.h"
+#include "face/ws.h"
 #include "stream/store_mem.h"
 #include "http/server.h"
 #include "upstream/client.h"
@@ -36,6 +37,10 @@ static void handle(struct sl_http_exchange *ex, void *ud)
 {
     struct sl_gateway *gw = ud;
     const struct sl_http_request *r = sl_http_ex_request(ex);
+    if (path_is(r, "/v1/ws")) {
+        sl_ws_handle(&gw->oa, ex);
+        return;
+    }
     if (path_is(r, "/v1/chat/completions") || path_is(r, "/v1/completions")) {
         if (r->method == SL_HTTP_POST)
             sl_openai_handle(&gw->oa, ex);

@@ -19,19 +19,47 @@
 
 /* ---- starting a stream (both faces) ---------------------------------------- */
 
-/* stream_options as the upstream must see it: the client's members plus
- * include_usage (sluice's metrics need the usage). */
-static char *stream_options_for_upstream(json_t *root, bool *client_asked)
+/* The body with stream_options.include_usage true (sluice's metrics need
+ * the usage), every other byte as sent: an absent or null stream_options
+ * becomes {"include_usage":true}; an object gets the member spliced into
+ * its own bytes; anything else is left for the upstream to refuse.
+ * *client_asked: would vLLM have sent usage for the client's own body
+ * (its StreamOptions.include_usage defaults to true)? */
+static int splice_usage(const char *body, size_t blen, json_t *root, bool *client_asked,
+                        struct sl_buf *out)
 {
     json_t *so = json_object_get(root, "stream_options");
-    json_t *mine = json_is_object(so) ? json_deep_copy(so) : json_object();
-    *client_asked = json_is_object(so) && json_is_true(json_object_get(so, "include_usage"));
-    if (mine == NULL)
-        return NULL;
-    json_object_set_new(mine, "include_usage", json_true());
-    char *s = json_dumps(mine, JSON_COMPACT | JSON_PRESERVE_ORDER);
-    json_decref(mine);
-    return s;
+    *client_asked = json_is_object(so) && !json_is_false(json_object_get(so, "include_usage"));
+    if (so != NULL && !json_is_null(so) && !json_is_object(so))
+        return sl_buf_append(out, body, blen);
+    if (!json_is_object(so)) {
+        static const char v[] = "{\"include_usage\":true}";
+        return sl_json_splice_member(body, blen, "stream_options", v, sizeof v - 1, out);
+    }
+    size_t off, len;
+    int rc = sl_json_find_member(body, blen, "stream_options", &off, &len);
+    if (rc != SL_OK)
+        return rc;
+    struct sl_buf inner, inner2;
+    sl_buf_init(&inner, len + 64);
+    sl_buf_init(&inner2, len + 64);
+    rc = sl_json_splice_member(body + off, len, "include_usage", "true", 4, &inner);
+    /* continuous_usage_stats counts only with include_usage: a client that
+     * said no usage must not get per-chunk usage because sluice said yes. */
+    if (rc == SL_OK && !*client_asked &&
+        json_is_true(json_object_get(so, "continuous_usage_stats"))) {
+        rc = sl_json_splice_member(sl_buf_ptr(&inner), sl_buf_size(&inner),
+                                   "continuous_usage_stats", "false", 5, &inner2);
+        struct sl_buf t = inner;
+        inner = inner2;
+        inner2 = t;
+    }
+    sl_buf_free(&inner2);
+    if (rc == SL_OK)
+        rc = sl_json_splice_member(body, blen, "stream_options", sl_buf_ptr(&inner),
+                                   sl_buf_size(&inner), out);
+    sl_buf_free(&inner);
+    return rc;
 }
 
 /* The grace of a stream whose client left, from X-Sluice-Grace (seconds,
@@ -61,7 +89,10 @@ int sl_face_start_stream(struct sl_openai *oa, struct sl_http_exchange *ex, cons
     size_t blen;
     const char *body = sl_http_ex_body(ex, &blen);
     json_error_t jerr;
-    json_t *root = json_loadb(body, blen, 0, &jerr);
+    /* Integers past int64 (a client's seed, say) and \u0000 in strings are
+     * fine JSON: read numbers as reals, since only a few members are looked
+     * at here, and allow NUL. */
+    json_t *root = json_loadb(body, blen, JSON_DECODE_INT_AS_REAL | JSON_ALLOW_NUL, &jerr);
     if (root == NULL || !json_is_object(root)) {
         char msg[256];
         if (root == NULL)
@@ -76,17 +107,14 @@ int sl_face_start_stream(struct sl_openai *oa, struct sl_http_exchange *ex, cons
     memset(info, 0, sizeof *info);
     info->client_stream = json_is_true(json_object_get(root, "stream"));
     json_t *jn = json_object_get(root, "n");
-    info->multi_choice = json_is_integer(jn) && json_integer_value(jn) > 1;
+    info->multi_choice = json_is_number(jn) && json_number_value(jn) > 1;
     bool stream = info->client_stream || kind == SL_FACE_STREAMS;
     struct sl_buf spliced, tmp;
     sl_buf_init(&spliced, blen + 4096);
     sl_buf_init(&tmp, blen + 4096);
     int rc = SL_OK;
     if (stream) {
-        char *so = stream_options_for_upstream(root, &info->show_usage);
-        rc = so ? sl_json_splice_member(body, blen, "stream_options", so, strlen(so), &spliced)
-                : SL_ENOMEM;
-        free(so);
+        rc = splice_usage(body, blen, root, &info->show_usage, &spliced);
         /* The stream face streams whatever the body says. */
         if (rc == SL_OK && kind == SL_FACE_STREAMS && !info->client_stream) {
             rc = sl_json_splice_member(sl_buf_ptr(&spliced), sl_buf_size(&spliced), "stream",
@@ -127,6 +155,7 @@ int sl_face_start_stream(struct sl_openai *oa, struct sl_http_exchange *ex, cons
             .max_log_bytes = (size_t)oa->cfg->max_stream_bytes,
             .max_event_bytes = (size_t)oa->cfg->max_body_bytes + 64 * 1024,
             .max_reply_bytes = (size_t)oa->cfg->max_response_bytes,
+            .stall_ms = (uint64_t)oa->cfg->stall_timeout_ms,
         };
         rc = sl_stream_start(oa->loop, oa->t, &send, &so, owner, owner_ud, out);
         if (rc == SL_OK)

@@ -180,8 +180,17 @@ int sl_render_sse(const struct sl_render_ctx *ctx, enum sl_render_format fmt,
             rc = sl_buf_put_u64(out, ev->seq);
         if (rc == SL_OK)
             rc = sl_buf_append(out, "\ndata: ", 7);
-        if (rc == SL_OK)
-            rc = sl_buf_append(out, ev->raw, ev->raw_len);
+        /* An upstream's multi-line data (pretty-printed JSON) goes out as
+         * one data line per line, as SSE requires. */
+        const char *p = ev->raw, *end = ev->raw + ev->raw_len;
+        while (rc == SL_OK) {
+            const char *nl = memchr(p, '\n', (size_t)(end - p));
+            rc = sl_buf_append(out, p, (size_t)((nl ? nl : end) - p));
+            if (nl == NULL || rc != SL_OK)
+                break;
+            rc = sl_buf_append(out, "\ndata: ", 7);
+            p = nl + 1;
+        }
         if (rc == SL_OK)
             rc = sl_buf_append(out, "\n\n", 2);
     } else {

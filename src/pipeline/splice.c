@@ -61,46 +61,88 @@ int sl_json_splice_member(const char *body, size_t len, const char *key, const c
     if (open >= len || body[open] != '{')
         return SL_EJSON;
     size_t mark = out->len;
-    int rc = sl_buf_append(out, body, open + 1);
-    if (rc == SL_OK)
-        rc = sl_buf_append(out, "\"", 1);
-    if (rc == SL_OK)
-        rc = sl_buf_append(out, key, klen);
-    if (rc == SL_OK)
-        rc = sl_buf_append(out, "\":", 2);
-    if (rc == SL_OK)
-        rc = sl_buf_append(out, value, value_len);
-    /* Each member is copied from just after the previous comma (its
-     * whitespace kept) to the end of its value, after a comma of ours. */
-    size_t seg = open + 1, last_end = open + 1;
+    size_t copied = 0; /* body bytes already in out */
+    size_t last_end = open + 1;
+    bool found = false, members = false;
+    int rc = SL_OK;
     size_t i = skip_ws(body, len, open + 1);
     while (rc == SL_OK && i < len && body[i] == '"') {
         size_t kend = skip_string(body, len, i);
         bool match = kend - i == klen + 2 && memcmp(body + i + 1, key, klen) == 0;
         i = skip_ws(body, len, kend);
-        if (i >= len || body[i] != ':')
+        if (i >= len || body[i] != ':') {
+            rc = SL_EJSON;
             break;
-        i = skip_value(body, len, skip_ws(body, len, i + 1));
+        }
+        size_t v = skip_ws(body, len, i + 1);
+        i = skip_value(body, len, v);
+        members = true;
         last_end = i;
-        if (!match) {
-            rc = sl_buf_append(out, ",", 1);
+        if (match) {
+            /* Every occurrence gets the new value (the last one counts in
+             * every parser, and duplicates then agree). */
+            rc = sl_buf_append(out, body + copied, v - copied);
             if (rc == SL_OK)
-                rc = sl_buf_append(out, body + seg, i - seg);
+                rc = sl_buf_append(out, value, value_len);
+            copied = i;
+            found = true;
         }
         i = skip_ws(body, len, i);
         if (i >= len || body[i] != ',')
             break;
-        seg = i + 1;
         i = skip_ws(body, len, i + 1);
     }
-    if (rc == SL_OK) {
-        size_t close = skip_ws(body, len, last_end);
-        if (close >= len || body[close] != '}')
-            rc = SL_EJSON;
-        else
-            rc = sl_buf_append(out, body + last_end, len - last_end);
+    size_t close = skip_ws(body, len, last_end);
+    if (rc == SL_OK && (close >= len || body[close] != '}'))
+        rc = SL_EJSON;
+    if (rc == SL_OK && !found) {
+        /* A new member goes last, just before the closing brace, so every
+         * byte of the object before it stays put. */
+        rc = sl_buf_append(out, body + copied, close - copied);
+        copied = close;
+        if (rc == SL_OK && members)
+            rc = sl_buf_append(out, ",", 1);
+        if (rc == SL_OK)
+            rc = sl_buf_append(out, "\"", 1);
+        if (rc == SL_OK)
+            rc = sl_buf_append(out, key, klen);
+        if (rc == SL_OK)
+            rc = sl_buf_append(out, "\":", 2);
+        if (rc == SL_OK)
+            rc = sl_buf_append(out, value, value_len);
     }
+    if (rc == SL_OK)
+        rc = sl_buf_append(out, body + copied, len - copied);
     if (rc != SL_OK)
         out->len = mark;
+    return rc;
+}
+
+int sl_json_find_member(const char *body, size_t len, const char *key, size_t *voff, size_t *vlen)
+{
+    size_t klen = strlen(key);
+    size_t i = skip_ws(body, len, 0);
+    if (i >= len || body[i] != '{')
+        return SL_EJSON;
+    i = skip_ws(body, len, i + 1);
+    int rc = SL_ENOTFOUND;
+    while (i < len && body[i] == '"') {
+        size_t kend = skip_string(body, len, i);
+        bool match = kend - i == klen + 2 && memcmp(body + i + 1, key, klen) == 0;
+        i = skip_ws(body, len, kend);
+        if (i >= len || body[i] != ':')
+            return SL_EJSON;
+        size_t v = skip_ws(body, len, i + 1);
+        i = skip_value(body, len, v);
+        if (match) { /* the last one wins, as in jansson and Python */
+            *voff = v;
+            *vlen = i - v;
+            rc = SL_OK;
+        }
+        i = skip_ws(body, len, i);
+        if (i >= len || body[i] != ',')
+            break;
+        i = skip_ws(body, len, i + 1);
+    }
     return rc;
 }

@@ -8,11 +8,19 @@
 
 #include "core/buf.h"
 
-/* Writes body to out with every top-level member named key removed and
- * "key":value inserted first. body must be a valid JSON object (the caller
- * has parsed it); value is JSON text. SL_EJSON when body is not an object,
- * SL_ETOOBIG at out's ceiling. */
+/* Writes body to out with the value of the top-level member named key
+ * replaced by value (every occurrence), or, when there is none, with
+ * "key":value added as the last member; every other byte is copied as it
+ * was. body must be a valid JSON object (the caller has parsed it); value
+ * is JSON text. SL_EJSON when body is not an object, SL_ETOOBIG at out's
+ * ceiling (out is then as it was). */
 SL_WARN_UNUSED int sl_json_splice_member(const char *body, size_t len, const char *key,
                                          const char *value, size_t value_len, struct sl_buf *out);
+
+/* Finds the value of the last top-level member named key in a JSON object
+ * (validated by the caller): SL_OK with its offset and length, SL_ENOTFOUND,
+ * or SL_EJSON when body is not an object. */
+SL_WARN_UNUSED int sl_json_find_member(const char *body, size_t len, const char *key, size_t *voff,
+                                       size_t *vlen);
 
 #endif

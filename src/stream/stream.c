@@ -53,17 +53,24 @@ const char *sl_stream_state_name(enum sl_stream_state st)
     return "failed";
 }
 
+static void on_stall_closed(uv_handle_t *h)
+{
+    free(h->data);
+}
+
 /* Not inlined: gcc cannot see that a held reference keeps s alive and
  * would warn of a use after free in every caller. */
 __attribute__((noinline)) static void stream_free(struct sl_stream *s)
 {
-    if (s->state == SL_STREAM_RUNNING || s->state == SL_STREAM_DONE ||
-        s->state == SL_STREAM_FAILED || s->state == SL_STREAM_CANCELLED)
+    if (s->ingest_on)
         sl_ingest_free(&s->ingest);
     sl_log_free(s->log);
     sl_buf_free(&s->reply);
     sl_buf_free(&s->reply_head);
-    free(s);
+    if (s->stall_init)
+        uv_close((uv_handle_t *)&s->stall, on_stall_closed); /* frees s */
+    else
+        free(s);
 }
 
 void sl_stream_ref(struct sl_stream *s)
@@ -88,9 +95,32 @@ static bool is_event_stream(const struct sl_upstream_header *h, size_t n)
 /* The producer is done: its reference goes. */
 static void producer_gone(struct sl_stream *s)
 {
+    if (s->stall_init)
+        uv_timer_stop(&s->stall);
     s->up = NULL;
     s->owner = NULL;
     sl_stream_unref(s);
+}
+
+/* The upstream sent nothing for stall_ms: cut it, say so in the log. */
+static void on_stall(uv_timer_t *t)
+{
+    struct sl_stream *s = t->data;
+    if (s->up == NULL || s->state != SL_STREAM_RUNNING)
+        return;
+    s->t->cancel(s->up);
+    char what[128];
+    snprintf(what, sizeof what, "the upstream sent nothing for %llu ms (stall_timeout_ms)",
+             (unsigned long long)s->opts.stall_ms);
+    (void)sl_ingest_end(&s->ingest, SL_ETIMEDOUT, what);
+    s->state = SL_STREAM_FAILED;
+    producer_gone(s);
+}
+
+static void stall_arm(struct sl_stream *s)
+{
+    if (s->stall_init && s->opts.stall_ms > 0)
+        uv_timer_start(&s->stall, on_stall, s->opts.stall_ms, 0);
 }
 
 static void on_head(void *ud, int status, const struct sl_upstream_header *hdrs, size_t n)
@@ -98,7 +128,9 @@ static void on_head(void *ud, int status, const struct sl_upstream_header *hdrs,
     struct sl_stream *s = ud;
     if (status >= 200 && status < 300 && is_event_stream(hdrs, n)) {
         s->state = SL_STREAM_RUNNING;
+        stall_arm(s);
         sl_ingest_init(&s->ingest, s->log, s->opts.max_event_bytes, uv_now(s->loop));
+        s->ingest_on = true;
         const struct sl_stream_owner *owner = s->owner;
         s->owner = NULL;
         if (owner)
@@ -119,6 +151,7 @@ static bool on_data(void *ud, const char *p, size_t n)
     if (s->state == SL_STREAM_RUNNING) {
         /* Appending wakes followers, and a follower whose client left may
          * cancel the stream from inside this call: hold it meanwhile. */
+        stall_arm(s);
         sl_stream_ref(s);
         int rc = sl_ingest_feed(&s->ingest, p, n, uv_now(s->loop));
         bool go = s->up != NULL && rc == SL_OK;
@@ -188,13 +221,16 @@ int sl_stream_start(uv_loop_t *loop, struct sl_upstream_transport *t,
     sl_buf_init(&s->reply, opts->max_reply_bytes);
     sl_buf_init(&s->reply_head, 64 * 1024);
     s->refs = 2; /* the caller's and the producer's */
+    if (loop) {
+        uv_timer_init(loop, &s->stall);
+        s->stall.data = s;
+        s->stall_init = true;
+    }
     static const struct sl_upstream_cbs cbs = {on_head, on_data, on_end};
     int rc = t->start(t, send, &cbs, s, &s->up);
     if (rc != SL_OK) {
-        sl_log_free(s->log);
-        sl_buf_free(&s->reply);
-        sl_buf_free(&s->reply_head);
-        free(s);
+        s->refs = 1;
+        sl_stream_unref(s); /* closes the timer, then frees */
         return rc;
     }
     *out = s;

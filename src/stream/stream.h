@@ -46,6 +46,7 @@ struct sl_stream_opts {
     size_t max_log_bytes;
     size_t max_event_bytes;
     size_t max_reply_bytes; /* a non-stream answer's body */
+    uint64_t stall_ms;      /* an event stream silent this long is cut (0: never) */
 };
 
 struct sl_stream {
@@ -66,6 +67,9 @@ struct sl_stream {
     struct sl_buf reply;
     int reply_status;
     struct sl_buf reply_head; /* header lines kept until the body is whole */
+    uv_timer_t stall;         /* live while the event stream runs */
+    bool stall_init;
+    bool ingest_on; /* s->ingest was initialised */
     int refs;
 };
 

@@ -31,6 +31,24 @@ static bool in_list(const char *name, size_t n, const char *const *list, size_t 
     return false;
 }
 
+/* A header the client named in Connection is hop-by-hop too (RFC 9110
+ * 7.6.1): "Connection: keep-alive, X-Trace" keeps X-Trace from the upstream. */
+static bool named_in_connection(const struct sl_http_request *req, const char *name, size_t n)
+{
+    char tmp[128];
+    if (n >= sizeof tmp)
+        return false;
+    memcpy(tmp, name, n);
+    tmp[n] = '\0';
+    for (size_t i = 0; i < req->num_headers; i++) {
+        const struct sl_http_header *h = &req->headers[i];
+        if (h->name_len == 10 && strncasecmp(h->name, "connection", 10) == 0 &&
+            sl_http_value_has_token(h->value, h->value_len, tmp))
+            return true;
+    }
+    return false;
+}
+
 int sl_upstream_request_headers(const struct sl_http_request *req, bool drop_auth,
                                 struct sl_buf *store, const char **lines, size_t cap, size_t *n)
 {
@@ -47,6 +65,8 @@ int sl_upstream_request_headers(const struct sl_http_request *req, bool drop_aut
             continue;
         /* sluice's own per-request options stop here. */
         if (h->name_len >= 9 && strncasecmp(h->name, "x-sluice-", 9) == 0)
+            continue;
+        if (named_in_connection(req, h->name, h->name_len))
             continue;
         offs[count++] = sl_buf_size(store);
         int rc = sl_buf_append(store, h->name, h->name_len);

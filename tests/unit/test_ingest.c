@@ -215,12 +215,14 @@ static void test_splice_keeps_every_other_byte(void **state)
 {
     (void)state;
     splice("{}", "{\"stream_options\":{\"include_usage\":true}}");
-    splice("{\"t\": 0.7, \"n\":12345678901234567890}",
-           "{\"stream_options\":{\"include_usage\":true},\"t\": 0.7, \"n\":12345678901234567890}");
+    splice("{ }", "{ \"stream_options\":{\"include_usage\":true}}");
+    splice("{\"t\": 0.7, \"n\":12345678901234567890 }",
+           "{\"t\": 0.7, \"n\":12345678901234567890 ,\"stream_options\":{\"include_usage\":true}}");
     splice("{\"a\":1, \"stream_options\" : {\"x\":[1,\"}\"]} ,\n \"b\":\"\\u00e9\"}\n",
-           "{\"stream_options\":{\"include_usage\":true},\"a\":1,\n \"b\":\"\\u00e9\"}\n");
+           "{\"a\":1, \"stream_options\" : {\"include_usage\":true} ,\n \"b\":\"\\u00e9\"}\n");
     splice("{\"stream_options\":null,\"stream_options\":{}}",
-           "{\"stream_options\":{\"include_usage\":true}}");
+           "{\"stream_options\":{\"include_usage\":true},\"stream_options\":{\"include_usage\":"
+           "true}}");
     struct sl_buf b;
     sl_buf_init(&b, 1 << 16);
     assert_int_equal(sl_json_splice_member("[1]", 3, "k", "1", 1, &b), SL_EJSON);

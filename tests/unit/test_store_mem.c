@@ -54,7 +54,7 @@ static const struct sl_stream_owner owner = {owner_open, owner_reply, owner_fail
 static struct sl_stream *new_stream(uint64_t grace_ms)
 {
     struct sl_upstream_send send = {"POST", "/v1/chat/completions", 20, NULL, 0, "{}", 2};
-    struct sl_stream_opts o = {1 << 20, 1 << 16, 1 << 16};
+    struct sl_stream_opts o = {1 << 20, 1 << 16, 1 << 16, 0};
     struct sl_stream *s = NULL;
     assert_int_equal(sl_stream_start(NULL, &quiet, &send, &o, &owner, NULL, &s), SL_OK);
     s->state = SL_STREAM_RUNNING;
