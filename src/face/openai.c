@@ -158,6 +158,10 @@ int sl_face_start_stream(struct sl_openai *oa, struct sl_http_exchange *ex, cons
             .stall_ms = (uint64_t)oa->cfg->stall_timeout_ms,
         };
         rc = sl_stream_start(oa->loop, oa->t, &send, &so, owner, owner_ud, out);
+        if (rc == SL_OK) {
+            (*out)->show_usage = kind == SL_FACE_STREAMS || info->show_usage;
+            (*out)->multi_choice = info->multi_choice;
+        }
         if (rc == SL_OK)
             (*out)->grace_ms =
                 grace_ms(oa, ex, kind == SL_FACE_OPENAI ? 0 : (uint64_t)oa->cfg->grace_s * 1000);

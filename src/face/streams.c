@@ -247,11 +247,12 @@ static void handle_events(struct sl_openai *oa, struct sl_http_exchange *ex, con
         return;
     }
     enum sl_render_format fmt = SL_RENDER_COMPACT;
-    bool usage = true;
+    /* A replay shows what the stream's creator was shown, unless asked. */
+    bool usage = er.info.show_usage;
     if (query_param(r, "format", &v, &n) && n == 6 && memcmp(v, "openai", 6) == 0)
         fmt = SL_RENDER_OPENAI;
-    if (query_param(r, "include_usage", &v, &n) && n == 5 && memcmp(v, "false", 5) == 0)
-        usage = false;
+    if (query_param(r, "include_usage", &v, &n))
+        usage = n == 4 && memcmp(v, "true", 4) == 0;
     char head[256];
     snprintf(head, sizeof head,
              "Cache-Control: no-cache\r\nX-Accel-Buffering: no\r\nX-Stream-Id: %s\r\n", er.id);
@@ -259,7 +260,7 @@ static void handle_events(struct sl_openai *oa, struct sl_http_exchange *ex, con
         return;
     struct sl_follow_opts fo = {
         .format = fmt,
-        .ctx = {.show_usage = usage},
+        .ctx = {.show_usage = usage, .multi_choice = er.info.multi_choice},
         .max_unsent = (size_t)oa->cfg->client_buffer_bytes,
     };
     if (sl_follow_sse(oa->store, er.id, after, &fo, ex) != SL_OK)
@@ -273,6 +274,7 @@ struct summary {
     struct sl_buf text, reasoning;
     char finish[32];
     char model[256];
+    int64_t created;       /* the start event's, else the stream's */
     struct sl_buf usage;   /* JSON or empty */
     struct sl_buf metrics; /* JSON or empty */
     int err;
@@ -299,6 +301,8 @@ static void on_summary_read(void *ud, int err, const struct sl_ev *evs, size_t n
                 ch.model.n < sizeof sm->model) {
                 memcpy(sm->model, ch.model.p, ch.model.n);
                 sm->model[ch.model.n] = '\0';
+                if (ch.created >= 0)
+                    sm->created = ch.created;
             }
             break;
         case SL_EV_CONTENT:
@@ -360,6 +364,10 @@ static void respond_object(struct sl_openai *oa, struct sl_http_exchange *ex, co
         respond_store_error(ex, er.err);
         return;
     }
+    if (!token_ok(sl_http_ex_request(ex), &er.info)) {
+        sl_http_ex_respond_error(ex, 403, NULL, "the read token does not match", "token");
+        return;
+    }
     struct summary sm;
     memset(&sm, 0, sizeof sm);
     sl_buf_init(&sm.text, (size_t)oa->cfg->max_stream_bytes);
@@ -389,7 +397,8 @@ static void respond_object(struct sl_openai *oa, struct sl_http_exchange *ex, co
         rc = sm.model[0] ? sl_buf_put_json_str(&o, sm.model, strlen(sm.model))
                          : sl_buf_puts(&o, "null");
     if (rc == SL_OK)
-        rc = sl_buf_printf(&o, ",\"created\":%lld,\"upstream\":", (long long)er.info.created);
+        rc = sl_buf_printf(&o, ",\"created\":%lld,\"upstream\":",
+                           (long long)(sm.created > 0 ? sm.created : er.info.created));
     if (rc == SL_OK)
         rc = sl_buf_put_json_str(&o, er.upstream, strlen(er.upstream));
     if (rc == SL_OK)
@@ -434,6 +443,16 @@ static void on_cancelled(void *ud, int err)
 
 static void handle_cancel(struct sl_openai *oa, struct sl_http_exchange *ex, const char *id)
 {
+    struct events_req er = {.oa = oa, .ex = ex, .err = SL_EUNAVAIL};
+    oa->store->ops->get(oa->store, id, on_info, &er);
+    if (er.err != SL_OK) {
+        respond_store_error(ex, er.err);
+        return;
+    }
+    if (!token_ok(sl_http_ex_request(ex), &er.info)) {
+        sl_http_ex_respond_error(ex, 403, NULL, "the read token does not match", "token");
+        return;
+    }
     int err = SL_EUNAVAIL;
     oa->store->ops->cancel(oa->store, id, on_cancelled, &err);
     if (err != SL_OK) {

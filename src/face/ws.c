@@ -14,7 +14,6 @@
 #include <wslay/wslay.h>
 
 #include "face/follow.h"
-#include "pipeline/chunk.h"
 #include "pipeline/splice.h"
 #include "upstream/headers.h"
 
@@ -65,90 +64,17 @@ int sl_ws_accept_key(const char *key, size_t len, char out[SL_WS_ACCEPT_CHARS + 
 
 /* ---- client messages ------------------------------------------------------------ */
 
-/* The scanner below only skips values of a message jansson has accepted. */
-static size_t skip_ws(const char *p, size_t n, size_t i)
-{
-    while (i < n && (p[i] == ' ' || p[i] == '\t' || p[i] == '\n' || p[i] == '\r'))
-        i++;
-    return i;
-}
-
-static size_t skip_string(const char *p, size_t n, size_t i)
-{
-    for (i++; i < n; i++) {
-        if (p[i] == '\\')
-            i++;
-        else if (p[i] == '"')
-            return i + 1;
-    }
-    return n;
-}
-
-static size_t skip_value(const char *p, size_t n, size_t i)
-{
-    if (i >= n)
-        return n;
-    if (p[i] == '"')
-        return skip_string(p, n, i);
-    if (p[i] == '{' || p[i] == '[') {
-        size_t depth = 0;
-        for (; i < n; i++) {
-            if (p[i] == '"')
-                i = skip_string(p, n, i) - 1;
-            else if (p[i] == '{' || p[i] == '[')
-                depth++;
-            else if ((p[i] == '}' || p[i] == ']') && --depth == 0)
-                return i + 1;
-        }
-        return n;
-    }
-    while (i < n && p[i] != ',' && p[i] != '}' && p[i] != ']' && p[i] != ' ' && p[i] != '\t' &&
-           p[i] != '\n' && p[i] != '\r')
-        i++;
-    return i;
-}
-
-/* Whether the raw key k (between its quotes, kn bytes) names key. */
-static bool key_equals(const char *k, size_t kn, const char *key)
-{
-    size_t klen = strlen(key);
-    if (memchr(k, '\\', kn) == NULL)
-        return kn == klen && memcmp(k, key, klen) == 0;
-    struct sl_buf b; /* an unescaped key is never longer than its escapes */
-    sl_buf_init(&b, kn);
-    bool eq = sl_json_unescape(k, kn, &b) == SL_OK && sl_buf_size(&b) == klen &&
-              memcmp(sl_buf_ptr(&b), key, klen) == 0;
-    sl_buf_free(&b);
-    return eq;
-}
-
-/* The bytes of top-level member key's value in the JSON object p, as the
- * client wrote them (no float or big integer is rewritten). */
+/* The bytes of top-level member key's value in the JSON object p (valid
+ * JSON), as the client wrote them: no float or big integer is rewritten.
+ * The key must be written without escapes. */
 static bool member_span(const char *p, size_t n, const char *key, const char **v, size_t *vn)
 {
-    size_t i = skip_ws(p, n, 0);
-    if (i >= n || p[i] != '{')
+    size_t off, len;
+    if (sl_json_find_member(p, n, key, &off, &len) != SL_OK)
         return false;
-    i = skip_ws(p, n, i + 1);
-    while (i < n && p[i] == '"') {
-        size_t kend = skip_string(p, n, i);
-        bool match = kend - i >= 2 && key_equals(p + i + 1, kend - i - 2, key);
-        i = skip_ws(p, n, kend);
-        if (i >= n || p[i] != ':')
-            return false;
-        size_t vs = skip_ws(p, n, i + 1);
-        i = skip_value(p, n, vs);
-        if (match) {
-            *v = p + vs;
-            *vn = i - vs;
-            return true; /* duplicate keys were rejected */
-        }
-        i = skip_ws(p, n, i);
-        if (i >= n || p[i] != ',')
-            return false;
-        i = skip_ws(p, n, i + 1);
-    }
-    return false;
+    *v = p + off;
+    *vn = len;
+    return true;
 }
 
 static bool id_chars(const char *s, size_t n)
@@ -183,11 +109,14 @@ static int parse_follow(json_t *root, struct sl_ws_msg *out, char *err, size_t e
 {
     json_t *after = json_object_get(root, "after");
     if (after) {
-        if (!json_is_integer(after) || json_integer_value(after) < 0) {
+        /* Numbers are read as reals: exact up to 2^53, far past any log. */
+        double v = json_number_value(after);
+        if (!json_is_number(after) || !(v >= 0 && v <= 9007199254740992.0) ||
+            v != (double)(uint64_t)v) {
             snprintf(err, errlen, "\"after\" must be an event number (an integer from 0)");
             return SL_EINVAL;
         }
-        out->after = (uint64_t)json_integer_value(after);
+        out->after = (uint64_t)v;
     }
     json_t *token = json_object_get(root, "token");
     if (token) {
@@ -207,7 +136,10 @@ int sl_ws_parse_msg(const char *p, size_t len, struct sl_ws_msg *out, char *err,
 {
     memset(out, 0, sizeof *out);
     json_error_t jerr;
-    json_t *root = json_loadb(p, len, JSON_REJECT_DUPLICATES, &jerr);
+    /* As the HTTP faces read bodies: integers past int64 (a seed) and
+     * \u0000 are fine JSON, so numbers are reals. */
+    json_t *root = json_loadb(
+        p, len, JSON_REJECT_DUPLICATES | JSON_DECODE_INT_AS_REAL | JSON_ALLOW_NUL, &jerr);
     if (root == NULL) {
         snprintf(err, errlen, "the message is not valid JSON: %s (at byte %d)", jerr.text,
                  jerr.position);
@@ -223,22 +155,28 @@ int sl_ws_parse_msg(const char *p, size_t len, struct sl_ws_msg *out, char *err,
         const char *v;
         size_t vn;
         if (!member_span(p, len, "ref", &v, &vn) || vn > SL_WS_REF_MAX) {
-            snprintf(err, errlen, "\"ref\" must be at most %d bytes of JSON", SL_WS_REF_MAX);
+            snprintf(err, errlen, "\"ref\" must be at most %d bytes of JSON, named without escapes",
+                     SL_WS_REF_MAX);
             rc = SL_EINVAL;
             goto out;
         }
         out->ref = v;
         out->ref_len = vn;
     }
-    const char *type = json_string_value(json_object_get(root, "type"));
+    json_t *jtype = json_object_get(root, "type");
+    const char *type = json_string_value(jtype);
+    if (type && strlen(type) != json_string_length(jtype))
+        type = "\\u0000"; /* a NUL inside: no type of ours */
     if (type == NULL) {
         snprintf(err, errlen, "the message has no \"type\" string (create, follow or cancel)");
         rc = SL_EINVAL;
     } else if (strcmp(type, "create") == 0) {
         out->type = SL_WS_MSG_CREATE;
-        if (!json_is_object(json_object_get(root, "body")) ||
-            !member_span(p, len, "body", &out->body, &out->body_len)) {
+        if (!json_is_object(json_object_get(root, "body"))) {
             snprintf(err, errlen, "a create message needs a \"body\" object (a chat request)");
+            rc = SL_EINVAL;
+        } else if (!member_span(p, len, "body", &out->body, &out->body_len)) {
+            snprintf(err, errlen, "write the member name \"body\" without escapes");
             rc = SL_EINVAL;
         }
     } else if (strcmp(type, "follow") == 0) {
@@ -729,6 +667,7 @@ static void drain_all(struct ws_conn *ws)
 
 struct info_copy {
     int err;
+    bool multi_choice;
     uint64_t last_seq;
     char token[SL_STREAM_ID_CHARS + 1];
 };
@@ -740,6 +679,7 @@ static void on_info(void *ud, int err, const struct sl_store_info *info)
     if (err != SL_OK)
         return;
     ic->last_seq = info->last_seq;
+    ic->multi_choice = info->multi_choice;
     snprintf(ic->token, sizeof ic->token, "%s", info->read_token);
 }
 
@@ -840,18 +780,50 @@ static void create_on_fail(void *ud, struct sl_stream *s, int err, const char *w
 
 static const struct sl_stream_owner ws_owner = {create_on_open, create_on_reply, create_on_fail};
 
-/* stream_options as the upstream must see it: the client's members plus
- * include_usage (sluice's metrics need the usage). */
-static char *stream_options_json(json_t *body)
+/* The body with stream_options.include_usage true, every other byte as the
+ * client sent it; the same rules as the HTTP faces (openai.c): an absent or
+ * null stream_options becomes {"include_usage":true}, an object gets the
+ * member spliced into its own bytes (and continuous_usage_stats off when the
+ * client had said no usage), anything else is left for the upstream to
+ * refuse. Then "stream":true unless the body says so already. */
+static int prepare_body(const char *body, size_t blen, json_t *root, struct sl_buf *out)
 {
-    json_t *so = json_object_get(body, "stream_options");
-    json_t *mine = json_is_object(so) ? json_deep_copy(so) : json_object();
-    if (mine == NULL)
-        return NULL;
-    json_object_set_new(mine, "include_usage", json_true());
-    char *s = json_dumps(mine, JSON_COMPACT | JSON_PRESERVE_ORDER);
-    json_decref(mine);
-    return s;
+    json_t *so = json_object_get(root, "stream_options");
+    bool asked = json_is_object(so) && !json_is_false(json_object_get(so, "include_usage"));
+    struct sl_buf a, inner, inner2;
+    sl_buf_init(&a, blen + 4096);
+    sl_buf_init(&inner, blen + 64);
+    sl_buf_init(&inner2, blen + 64);
+    int rc = SL_OK;
+    if (so != NULL && !json_is_null(so) && !json_is_object(so)) {
+        rc = sl_buf_append(&a, body, blen);
+    } else if (!json_is_object(so)) {
+        static const char v[] = "{\"include_usage\":true}";
+        rc = sl_json_splice_member(body, blen, "stream_options", v, sizeof v - 1, &a);
+    } else {
+        size_t off, len;
+        rc = sl_json_find_member(body, blen, "stream_options", &off, &len);
+        if (rc == SL_OK)
+            rc = sl_json_splice_member(body + off, len, "include_usage", "true", 4, &inner);
+        if (rc == SL_OK && !asked && json_is_true(json_object_get(so, "continuous_usage_stats"))) {
+            rc = sl_json_splice_member(sl_buf_ptr(&inner), sl_buf_size(&inner),
+                                       "continuous_usage_stats", "false", 5, &inner2);
+            struct sl_buf t = inner;
+            inner = inner2;
+            inner2 = t;
+        }
+        if (rc == SL_OK)
+            rc = sl_json_splice_member(body, blen, "stream_options", sl_buf_ptr(&inner),
+                                       sl_buf_size(&inner), &a);
+    }
+    if (rc == SL_OK && json_is_true(json_object_get(root, "stream")))
+        rc = sl_buf_append(out, sl_buf_ptr(&a), sl_buf_size(&a));
+    else if (rc == SL_OK)
+        rc = sl_json_splice_member(sl_buf_ptr(&a), sl_buf_size(&a), "stream", "true", 4, out);
+    sl_buf_free(&a);
+    sl_buf_free(&inner);
+    sl_buf_free(&inner2);
+    return rc;
 }
 
 static void handle_create(struct ws_conn *ws, const struct sl_ws_msg *m)
@@ -861,24 +833,15 @@ static void handle_create(struct ws_conn *ws, const struct sl_ws_msg *m)
         send_error(ws, NULL, 429, "too many streams on this socket", m->ref, m->ref_len);
         return;
     }
-    json_t *body = json_loadb(m->body, m->body_len, 0, NULL);
-    json_t *jn = json_object_get(body, "n");
-    bool multi = json_is_integer(jn) && json_integer_value(jn) > 1;
-    char *so = body ? stream_options_json(body) : NULL;
-    json_decref(body);
-    /* The body goes upstream as the client wrote it, with stream_options
-     * and stream spliced in (the WebSocket face always streams). */
-    struct sl_buf a, b;
-    sl_buf_init(&a, m->body_len + 4096);
-    sl_buf_init(&b, m->body_len + 4096);
-    int rc = so ? sl_json_splice_member(m->body, m->body_len, "stream_options", so, strlen(so), &a)
-                : SL_ENOMEM;
-    free(so);
-    if (rc == SL_OK)
-        rc = sl_json_splice_member(sl_buf_ptr(&a), sl_buf_size(&a), "stream", "true", 4, &b);
+    json_t *root = json_loadb(m->body, m->body_len, JSON_DECODE_INT_AS_REAL | JSON_ALLOW_NUL, NULL);
+    json_t *jn = json_object_get(root, "n");
+    bool multi = json_is_number(jn) && json_number_value(jn) > 1;
+    struct sl_buf b;
+    sl_buf_init(&b, m->body_len + 8192);
+    int rc = root ? prepare_body(m->body, m->body_len, root, &b) : SL_EJSON;
+    json_decref(root);
     struct ws_create *c = rc == SL_OK ? calloc(1, sizeof *c) : NULL;
     if (c == NULL) {
-        sl_buf_free(&a);
         sl_buf_free(&b);
         send_error(ws, NULL, rc == SL_EJSON ? 400 : 503,
                    "sluice could not prepare the request body", m->ref, m->ref_len);
@@ -902,6 +865,7 @@ static void handle_create(struct ws_conn *ws, const struct sl_ws_msg *m)
         .max_log_bytes = (size_t)oa->cfg->max_stream_bytes,
         .max_event_bytes = (size_t)oa->cfg->max_body_bytes + 64 * 1024,
         .max_reply_bytes = (size_t)oa->cfg->max_response_bytes,
+        .stall_ms = (uint64_t)oa->cfg->stall_timeout_ms,
     };
     c->oa = oa;
     c->multi_choice = multi;
@@ -910,7 +874,6 @@ static void handle_create(struct ws_conn *ws, const struct sl_ws_msg *m)
         c->ref_len = m->ref_len;
     }
     rc = sl_stream_start(oa->loop, oa->t, &send, &opts, &ws_owner, c, &c->s);
-    sl_buf_free(&a);
     sl_buf_free(&b);
     if (rc != SL_OK) {
         free(c);
@@ -919,6 +882,8 @@ static void handle_create(struct ws_conn *ws, const struct sl_ws_msg *m)
     }
     /* Disconnect is not cancel: the stream generates grace_s with nobody. */
     c->s->grace_ms = (uint64_t)oa->cfg->grace_s * 1000;
+    c->s->show_usage = true; /* as on the stream face: replays show it */
+    c->s->multi_choice = multi;
     c->ws = ws;
     c->next = ws->creates;
     if (ws->creates)
@@ -955,7 +920,7 @@ static void handle_follow(struct ws_conn *ws, const struct sl_ws_msg *m)
         send_error(ws, m->id, 400, "\"after\" is past the stream's last event", m->ref, m->ref_len);
         return;
     }
-    start_follow(ws, m->id, m->after, false, m->ref, m->ref_len);
+    start_follow(ws, m->id, m->after, ic.multi_choice, m->ref, m->ref_len);
 }
 
 /* The log ends with done {"finish_reason":"cancelled"}, which followers

@@ -28,6 +28,8 @@ struct sl_store_info {
     uint64_t last_seq;
     bool ended; /* the log has its last event */
     const char *read_token;
+    bool show_usage;   /* the creator asked for usage */
+    bool multi_choice; /* n > 1 */
 };
 
 /* A subscription: cb runs after the stream's log grows or ends, until

@@ -281,6 +281,8 @@ static void mem_get(struct sl_store *base, const char *id, sl_store_info_cb cb, 
         .last_seq = sl_log_last_seq(e->s->log),
         .ended = sl_log_ended(e->s->log),
         .read_token = e->read_token,
+        .show_usage = e->s->show_usage,
+        .multi_choice = e->s->multi_choice,
     };
     cb(ud, SL_OK, &info);
 }

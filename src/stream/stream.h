@@ -56,6 +56,8 @@ struct sl_stream {
     const char *upstream; /* the transport's name */
     int64_t created;      /* unix seconds */
     uint64_t grace_ms;    /* generation goes on this long with nobody listening */
+    bool show_usage;      /* the creator asked for usage: replays show it too */
+    bool multi_choice;    /* n > 1: compact events carry "choice" */
     struct sl_ingest ingest;
     /* private */
     uv_loop_t *loop;
