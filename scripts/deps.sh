@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 pkgs=(build-essential cmake pkg-config libuv1-dev libjansson-dev libcurl4-openssl-dev libcmocka-dev
-      python3 python3-pytest)
+      libwslay-dev libssl-dev python3 python3-pytest)
 [ "${1:-}" = "--fuzz" ] && pkgs+=(clang libclang-rt-14-dev)
 
 missing=()
