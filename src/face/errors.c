@@ -27,6 +27,7 @@ static const struct status_row status_rows[] = {
     {414, "URI Too Long", "URITooLongError"},
     {417, "Expectation Failed", "ExpectationFailedError"},
     {422, "Unprocessable Content", "UnprocessableEntityError"},
+    {426, "Upgrade Required", "UpgradeRequiredError"},
     {429, "Too Many Requests", "RateLimitError"},
     {431, "Request Header Fields Too Large", "RequestHeaderFieldsTooLargeError"},
     {499, "Client Closed Request", "CancelledError"},

@@ -12,6 +12,7 @@
 #include "face/streams.h"
 #include "face/ws.h"
 #include "stream/store_mem.h"
+#include "stream/stream.h"
 #include "http/server.h"
 #include "upstream/client.h"
 #include "upstream/sim_backend.h"
@@ -133,6 +134,9 @@ void sl_gateway_stop(struct sl_gateway *gw)
     if (gw->server)
         sl_http_server_close(gw->server); /* aborts every exchange */
     gw->server = NULL;
+    /* Streams that still wait for or read an upstream answer stop now, so
+     * that no upstream callback comes after the store is gone. */
+    sl_stream_cancel_all();
     if (gw->store)
         sl_store_mem_free(gw->store); /* cancels what still runs */
     gw->store = NULL;

@@ -211,19 +211,33 @@ static void on_info(void *ud, int err, const struct sl_store_info *info)
     er->info.upstream = er->upstream;
 }
 
+/* Looks the stream up and checks the read token; false when the exchange
+ * has been answered (404, 410, 403, 503). */
+static bool lookup(struct sl_openai *oa, struct sl_http_exchange *ex, const char *id,
+                   struct events_req *er)
+{
+    memset(er, 0, sizeof *er);
+    er->oa = oa;
+    er->ex = ex;
+    er->err = SL_EUNAVAIL;
+    oa->store->ops->get(oa->store, id, on_info, er);
+    if (er->err != SL_OK) {
+        respond_store_error(ex, er->err);
+        return false;
+    }
+    if (!token_ok(sl_http_ex_request(ex), &er->info)) {
+        sl_http_ex_respond_error(ex, 403, NULL, "the read token does not match", "token");
+        return false;
+    }
+    return true;
+}
+
 static void handle_events(struct sl_openai *oa, struct sl_http_exchange *ex, const char *id)
 {
     const struct sl_http_request *r = sl_http_ex_request(ex);
-    struct events_req er = {.oa = oa, .ex = ex, .err = SL_EUNAVAIL};
-    oa->store->ops->get(oa->store, id, on_info, &er);
-    if (er.err != SL_OK) {
-        respond_store_error(ex, er.err);
+    struct events_req er;
+    if (!lookup(oa, ex, id, &er))
         return;
-    }
-    if (!token_ok(r, &er.info)) {
-        sl_http_ex_respond_error(ex, 403, NULL, "the read token does not match", "token");
-        return;
-    }
     /* Where to start: Last-Event-ID (the header EventSource sends), or
      * ?last_event_id= for clients that cannot set headers. */
     const char *v;
@@ -358,16 +372,9 @@ static int put_or_null(struct sl_buf *o, struct sl_buf *v)
 
 static void respond_object(struct sl_openai *oa, struct sl_http_exchange *ex, const char *id)
 {
-    struct events_req er = {.oa = oa, .ex = ex, .err = SL_EUNAVAIL};
-    oa->store->ops->get(oa->store, id, on_info, &er);
-    if (er.err != SL_OK) {
-        respond_store_error(ex, er.err);
+    struct events_req er;
+    if (!lookup(oa, ex, id, &er))
         return;
-    }
-    if (!token_ok(sl_http_ex_request(ex), &er.info)) {
-        sl_http_ex_respond_error(ex, 403, NULL, "the read token does not match", "token");
-        return;
-    }
     struct summary sm;
     memset(&sm, 0, sizeof sm);
     sl_buf_init(&sm.text, (size_t)oa->cfg->max_stream_bytes);
@@ -443,16 +450,9 @@ static void on_cancelled(void *ud, int err)
 
 static void handle_cancel(struct sl_openai *oa, struct sl_http_exchange *ex, const char *id)
 {
-    struct events_req er = {.oa = oa, .ex = ex, .err = SL_EUNAVAIL};
-    oa->store->ops->get(oa->store, id, on_info, &er);
-    if (er.err != SL_OK) {
-        respond_store_error(ex, er.err);
+    struct events_req er;
+    if (!lookup(oa, ex, id, &er))
         return;
-    }
-    if (!token_ok(sl_http_ex_request(ex), &er.info)) {
-        sl_http_ex_respond_error(ex, 403, NULL, "the read token does not match", "token");
-        return;
-    }
     int err = SL_EUNAVAIL;
     oa->store->ops->cancel(oa->store, id, on_cancelled, &err);
     if (err != SL_OK) {

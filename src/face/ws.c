@@ -847,8 +847,11 @@ static void handle_create(struct ws_conn *ws, const struct sl_ws_msg *m)
                    "sluice could not prepare the request body", m->ref, m->ref_len);
         return;
     }
-    const char *lines[1];
-    size_t nlines = 0;
+    /* A message carries no headers: the body is JSON (vLLM's FastAPI reads
+     * nothing else), and the upgrade request's Authorization speaks for the
+     * socket unless the transport sends its own. */
+    const char *lines[2] = {"Content-Type: application/json"};
+    size_t nlines = 1;
     if (ws->auth && !oa->t->sets_auth)
         lines[nlines++] = ws->auth;
     static const char path[] = "/v1/chat/completions";

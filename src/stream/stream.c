@@ -92,9 +92,25 @@ static bool is_event_stream(const struct sl_upstream_header *h, size_t n)
     return false;
 }
 
+/* Streams whose upstream request runs, for shutdown (one list per thread:
+ * nothing is shared between workers). */
+static _Thread_local struct sl_stream *producing;
+
+static void producing_unlink(struct sl_stream *s)
+{
+    if (s->pprev)
+        s->pprev->pnext = s->pnext;
+    else if (producing == s)
+        producing = s->pnext;
+    if (s->pnext)
+        s->pnext->pprev = s->pprev;
+    s->pprev = s->pnext = NULL;
+}
+
 /* The producer is done: its reference goes. */
 static void producer_gone(struct sl_stream *s)
 {
+    producing_unlink(s);
     if (s->stall_init)
         uv_timer_stop(&s->stall);
     s->up = NULL;
@@ -233,8 +249,31 @@ int sl_stream_start(uv_loop_t *loop, struct sl_upstream_transport *t,
         sl_stream_unref(s); /* closes the timer, then frees */
         return rc;
     }
+    s->pnext = producing;
+    if (producing)
+        producing->pprev = s;
+    producing = s;
     *out = s;
     return SL_OK;
+}
+
+void sl_stream_cancel_all(void)
+{
+    while (producing) {
+        struct sl_stream *s = producing;
+        const struct sl_stream_owner *owner = s->owner;
+        void *ud = s->owner_ud;
+        s->owner = NULL;
+        sl_stream_ref(s);
+        sl_stream_cancel(s);
+        if (producing == s) { /* ending on its own: stop it all the same */
+            s->t->cancel(s->up);
+            producer_gone(s);
+        }
+        if (owner)
+            owner->on_fail(ud, s, SL_ECLOSED, "sluice is shutting down");
+        sl_stream_unref(s);
+    }
 }
 
 void sl_stream_cancel(struct sl_stream *s)

@@ -71,7 +71,8 @@ struct sl_stream {
     struct sl_buf reply_head; /* header lines kept until the body is whole */
     uv_timer_t stall;         /* live while the event stream runs */
     bool stall_init;
-    bool ingest_on; /* s->ingest was initialised */
+    bool ingest_on;                  /* s->ingest was initialised */
+    struct sl_stream *pprev, *pnext; /* streams whose upstream request runs */
     int refs;
 };
 
@@ -98,5 +99,9 @@ void sl_stream_unref(struct sl_stream *s);
 void sl_stream_cancel(struct sl_stream *s);
 
 const char *sl_stream_state_name(enum sl_stream_state st);
+
+/* Shutting down: cancels every stream of this thread whose upstream request
+ * still runs; an owner still waiting for the first answer gets on_fail. */
+void sl_stream_cancel_all(void);
 
 #endif
