@@ -32,6 +32,12 @@ struct sl_log {
     size_t next_block;
     uint64_t gen; /* bumped by each trim that frees a block */
     bool ended;
+    /* Where the last read stopped: a reader that comes back for the next
+     * event (the usual case) needs no seek. */
+    uint64_t hint_seq;
+    struct sl_log_block *hint_blk;
+    size_t hint_off;
+    uint64_t hint_gen;
     struct sl_log_watcher *watchers;
 };
 
@@ -150,9 +156,14 @@ size_t sl_log_bytes(const struct sl_log *log)
 /* Finds the block and offset of event seq (or the end of the tail). */
 static void seek(struct sl_log *log, struct sl_log_cursor *c)
 {
+    c->gen = log->gen;
+    if (log->hint_blk && log->hint_seq == c->next_seq && log->hint_gen == log->gen) {
+        c->blk = log->hint_blk;
+        c->off = log->hint_off;
+        return;
+    }
     c->blk = NULL;
     c->off = 0;
-    c->gen = log->gen;
     for (struct sl_log_block *b = log->head; b; b = b->next) {
         if (b->next && b->next->first_seq <= c->next_seq)
             continue;
@@ -205,6 +216,10 @@ int sl_log_read(struct sl_log *log, struct sl_log_cursor *c, struct sl_ev *ev)
     ev->text_len = r.text_len;
     c->off += rec_size(r.raw_len, r.text_len);
     c->next_seq = r.seq + 1;
+    log->hint_seq = c->next_seq;
+    log->hint_blk = c->blk;
+    log->hint_off = c->off;
+    log->hint_gen = c->gen;
     return 1;
 }
 

@@ -124,6 +124,14 @@ static void on_stall(uv_timer_t *t)
     struct sl_stream *s = t->data;
     if (s->up == NULL || s->state != SL_STREAM_RUNNING)
         return;
+    /* Not restarted per event (a heap operation per token): it looks at the
+     * last event's time when it fires. */
+    uint64_t now = uv_now(s->loop);
+    uint64_t due = s->last_data_ms + s->opts.stall_ms;
+    if (due > now) {
+        uv_timer_start(&s->stall, on_stall, due - now, 0);
+        return;
+    }
     s->t->cancel(s->up);
     char what[128];
     snprintf(what, sizeof what, "the upstream sent nothing for %llu ms (stall_timeout_ms)",
@@ -144,6 +152,7 @@ static void on_head(void *ud, int status, const struct sl_upstream_header *hdrs,
     struct sl_stream *s = ud;
     if (status >= 200 && status < 300 && is_event_stream(hdrs, n)) {
         s->state = SL_STREAM_RUNNING;
+        s->last_data_ms = uv_now(s->loop);
         stall_arm(s);
         sl_ingest_init(&s->ingest, s->log, s->opts.max_event_bytes, uv_now(s->loop));
         s->ingest_on = true;
@@ -167,7 +176,7 @@ static bool on_data(void *ud, const char *p, size_t n)
     if (s->state == SL_STREAM_RUNNING) {
         /* Appending wakes followers, and a follower whose client left may
          * cancel the stream from inside this call: hold it meanwhile. */
-        stall_arm(s);
+        s->last_data_ms = uv_now(s->loop);
         sl_stream_ref(s);
         int rc = sl_ingest_feed(&s->ingest, p, n, uv_now(s->loop));
         bool go = s->up != NULL && rc == SL_OK;

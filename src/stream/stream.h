@@ -71,6 +71,7 @@ struct sl_stream {
     struct sl_buf reply_head; /* header lines kept until the body is whole */
     uv_timer_t stall;         /* live while the event stream runs */
     bool stall_init;
+    uint64_t last_data_ms;           /* loop time of the upstream's last bytes */
     bool ingest_on;                  /* s->ingest was initialised */
     struct sl_stream *pprev, *pnext; /* streams whose upstream request runs */
     int refs;

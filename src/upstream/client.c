@@ -47,6 +47,7 @@ struct sl_upstream_req {
     bool cancelled; /* no more callbacks; removed when curl lets go */
     bool timed_out;
     const char *timeout_what;
+    uint64_t last_data_ms; /* loop time of the last body bytes */
     struct sl_upstream_req *next_doomed;
 };
 
@@ -105,6 +106,16 @@ static void req_end(struct sl_upstream_req *r, int err, const char *what)
 static void on_req_timer(uv_timer_t *t)
 {
     struct sl_upstream_req *r = t->data;
+    if (r->head_done) {
+        /* The stall timer is not restarted per read (that costs a heap
+         * operation per token); it checks the last read when it fires. */
+        uint64_t now = uv_now(r->c->loop);
+        uint64_t due = r->last_data_ms + (uint64_t)r->c->opts.stall_timeout_ms;
+        if (due > now) {
+            uv_timer_start(&r->timer, on_req_timer, due - now, 0);
+            return;
+        }
+    }
     r->timed_out = true;
     r->timeout_what = r->head_done ? "the upstream stalled between tokens"
                                    : "the upstream sent no response in time";
@@ -166,6 +177,7 @@ static size_t on_header(char *p, size_t size, size_t nmemb, void *ud)
     bool blank = (n == 2 && p[0] == '\r') || (n == 1 && p[0] == '\n');
     if (blank && r->status >= 200 && !r->head_done) {
         r->head_done = true;
+        r->last_data_ms = uv_now(r->c->loop);
         arm(r, r->c->opts.stall_timeout_ms);
         parse_head(r);
     }
@@ -178,7 +190,7 @@ static size_t on_write(char *p, size_t size, size_t nmemb, void *ud)
     size_t n = size * nmemb;
     if (r->cancelled)
         return 0;
-    arm(r, r->c->opts.stall_timeout_ms);
+    r->last_data_ms = uv_now(r->c->loop);
     if (!r->cbs.on_data(r->ud, p, n)) {
         r->cancelled = true;
         return 0;
