@@ -49,6 +49,11 @@ static int reserve(struct sl_buf *b, size_t n)
     return SL_OK;
 }
 
+int sl_buf_reserve(struct sl_buf *b, size_t n)
+{
+    return reserve(b, n);
+}
+
 int sl_buf_append(struct sl_buf *b, const void *p, size_t n)
 {
     if (n == 0)

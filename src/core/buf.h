@@ -39,6 +39,10 @@ static inline size_t sl_buf_size(const struct sl_buf *b)
  * counted in the size). "" when the NUL does not fit under the ceiling. */
 const char *sl_buf_cstr(struct sl_buf *b);
 
+/* Makes room for n more bytes at once (appends up to n then move nothing:
+ * pointers into the buffer stay valid). SL_ETOOBIG, SL_ENOMEM. */
+SL_WARN_UNUSED int sl_buf_reserve(struct sl_buf *b, size_t n);
+
 /* Appends n bytes. SL_ETOOBIG past the ceiling (nothing appended), SL_ENOMEM. */
 SL_WARN_UNUSED int sl_buf_append(struct sl_buf *b, const void *p, size_t n);
 SL_WARN_UNUSED int sl_buf_puts(struct sl_buf *b, const char *s);

@@ -1,4 +1,9 @@
-/* log.c - a stream's append-only event log in blocks (see log.h). */
+/* log.c - a stream's append-only event log in blocks (see log.h).
+ * An upstream chunk is mostly the same bytes as the one before it (id,
+ * model, created, the same keys): the first event of a block keeps its raw
+ * chunk whole, and later ones keep only what differs from it (a shared
+ * prefix and suffix by length, the middle bytes), so a stored token costs
+ * tens of bytes, not a whole chunk. Readers get whole chunks back. */
 #include "stream/log.h"
 
 #include <stdlib.h>
@@ -11,11 +16,16 @@
 
 struct rec {
     uint64_t seq;
-    uint32_t raw_len;
+    uint32_t raw_len; /* of the whole chunk */
     uint32_t text_len;
     uint32_t choice;
     uint32_t type;
+    uint32_t pre; /* bytes shared with the block's first chunk: from its start */
+    uint32_t suf; /* ... and from its end; the middle is stored */
 };
+
+/* Sharing less than this is not worth the reconstruction. */
+#define SL_LOG_MIN_SHARED 32
 
 struct sl_log_block {
     struct sl_log_block *next;
@@ -41,10 +51,24 @@ struct sl_log {
     struct sl_log_watcher *watchers;
 };
 
-static size_t rec_size(size_t raw_len, size_t text_len)
+static size_t rec_size(size_t stored_raw, size_t text_len)
 {
-    size_t n = sizeof(struct rec) + raw_len + text_len;
+    size_t n = sizeof(struct rec) + stored_raw + text_len;
     return (n + 7) & ~(size_t)7;
+}
+
+static size_t stored(const struct rec *r)
+{
+    return r->raw_len - r->pre - r->suf;
+}
+
+/* The block's first record: its raw chunk is whole. */
+static const char *key_raw(const struct sl_log_block *b, size_t *len)
+{
+    struct rec k;
+    memcpy(&k, b->data, sizeof k);
+    *len = k.raw_len;
+    return b->data + sizeof k;
 }
 
 struct sl_log *sl_log_new(size_t max_bytes)
@@ -88,13 +112,29 @@ int sl_log_append(struct sl_log *log, enum sl_ev_type type, uint32_t choice, con
         return SL_EINVAL;
     if (raw_len > UINT32_MAX || text_len > UINT32_MAX)
         return SL_ETOOBIG;
-    size_t need = rec_size(raw_len, text_len);
+    /* What this chunk shares with the tail block's first one. */
+    size_t pre = 0, suf = 0;
+    struct sl_log_block *b = log->tail;
+    if (b != NULL && b->used > 0 && raw_len > 0) {
+        size_t klen;
+        const char *k = key_raw(b, &klen);
+        size_t lim = klen < raw_len ? klen : raw_len;
+        while (pre < lim && k[pre] == raw[pre])
+            pre++;
+        while (suf < lim - pre && k[klen - 1 - suf] == raw[raw_len - 1 - suf])
+            suf++;
+        if (pre + suf < SL_LOG_MIN_SHARED)
+            pre = suf = 0;
+    }
+    size_t need = rec_size(raw_len - pre - suf, text_len);
     /* An error ends a log: it may pass the bound, so that a log that filled
      * up can still say why it stops. */
     if (type != SL_EV_ERROR && (need > log->max_bytes || log->bytes > log->max_bytes - need))
         return SL_ETOOBIG;
-    struct sl_log_block *b = log->tail;
     if (b == NULL || b->cap - b->used < need) {
+        /* A new block: this chunk is its first, kept whole. */
+        pre = suf = 0;
+        need = rec_size(raw_len, text_len);
         size_t cap = log->next_block;
         if (cap < need)
             cap = need;
@@ -114,13 +154,14 @@ int sl_log_append(struct sl_log *log, enum sl_ev_type type, uint32_t choice, con
         log->tail = b = nb;
     }
     struct rec r = {log->last_seq + 1, (uint32_t)raw_len, (uint32_t)text_len, choice,
-                    (uint32_t)type};
+                    (uint32_t)type,    (uint32_t)pre,     (uint32_t)suf};
     char *p = b->data + b->used;
+    size_t mid = raw_len - pre - suf;
     memcpy(p, &r, sizeof r);
-    if (raw_len)
-        memcpy(p + sizeof r, raw, raw_len);
+    if (mid)
+        memcpy(p + sizeof r, raw + pre, mid);
     if (text_len)
-        memcpy(p + sizeof r + raw_len, text, text_len);
+        memcpy(p + sizeof r + mid, text, text_len);
     b->used += need;
     log->bytes += need;
     log->last_seq++;
@@ -173,7 +214,7 @@ static void seek(struct sl_log *log, struct sl_log_cursor *c)
             memcpy(&r, b->data + off, sizeof r);
             if (r.seq >= c->next_seq)
                 break;
-            off += rec_size(r.raw_len, r.text_len);
+            off += rec_size(stored(&r), r.text_len);
         }
         c->blk = b;
         c->off = off;
@@ -192,7 +233,17 @@ int sl_log_cursor_init(struct sl_log *log, struct sl_log_cursor *c, uint64_t aft
     return SL_OK;
 }
 
-int sl_log_read(struct sl_log *log, struct sl_log_cursor *c, struct sl_ev *ev)
+/* One record at the cursor into ev; a coded chunk's parts go to part (its
+ * raw is built later), a whole one points into the block. */
+struct part {
+    const char *key;
+    size_t klen;
+    const char *mid;
+    uint32_t pre, suf;
+};
+
+static int read_one(struct sl_log *log, struct sl_log_cursor *c, struct sl_ev *ev,
+                    struct part *part)
 {
     if (c->next_seq > log->last_seq)
         return 0;
@@ -207,20 +258,84 @@ int sl_log_read(struct sl_log *log, struct sl_log_cursor *c, struct sl_ev *ev)
     struct rec r;
     const char *p = c->blk->data + c->off;
     memcpy(&r, p, sizeof r);
+    size_t mid = stored(&r);
     ev->seq = r.seq;
     ev->type = (enum sl_ev_type)r.type;
     ev->choice = r.choice;
-    ev->raw = p + sizeof r;
     ev->raw_len = r.raw_len;
-    ev->text = p + sizeof r + r.raw_len;
+    ev->text = p + sizeof r + mid;
     ev->text_len = r.text_len;
-    c->off += rec_size(r.raw_len, r.text_len);
+    part->pre = r.pre;
+    part->suf = r.suf;
+    part->mid = p + sizeof r;
+    if (r.pre + r.suf == 0) {
+        ev->raw = p + sizeof r;
+        part->key = NULL;
+    } else {
+        ev->raw = NULL;
+        part->key = key_raw(c->blk, &part->klen);
+    }
+    c->off += rec_size(mid, r.text_len);
     c->next_seq = r.seq + 1;
     log->hint_seq = c->next_seq;
     log->hint_blk = c->blk;
     log->hint_off = c->off;
     log->hint_gen = c->gen;
     return 1;
+}
+
+/* Events read in one batch at most (the parts array lives on the stack). */
+#define SL_LOG_BATCH_MAX 256
+
+int sl_log_read_batch(struct sl_log *log, struct sl_log_cursor *c, struct sl_ev *evs, size_t max,
+                      struct sl_buf *scratch, size_t *n)
+{
+    struct part parts[SL_LOG_BATCH_MAX];
+    size_t got = 0, coded = 0;
+    int rc = SL_OK;
+    if (max > SL_LOG_BATCH_MAX)
+        max = SL_LOG_BATCH_MAX;
+    while (got < max) {
+        rc = read_one(log, c, &evs[got], &parts[got]);
+        if (rc != 1)
+            break;
+        if (parts[got].key)
+            coded += evs[got].raw_len;
+        got++;
+    }
+    *n = got;
+    if (rc < 0 && got == 0)
+        return rc;
+    if (coded == 0)
+        return SL_OK;
+    /* Room for every coded chunk first, so that no pointer moves. */
+    sl_buf_reset(scratch);
+    rc = sl_buf_reserve(scratch, coded);
+    if (rc != SL_OK)
+        return rc;
+    for (size_t i = 0; i < got; i++) {
+        const struct part *pt = &parts[i];
+        if (pt->key == NULL)
+            continue;
+        size_t at = sl_buf_size(scratch);
+        size_t mid = evs[i].raw_len - pt->pre - pt->suf;
+        if (sl_buf_append(scratch, pt->key, pt->pre) != SL_OK ||
+            sl_buf_append(scratch, pt->mid, mid) != SL_OK ||
+            sl_buf_append(scratch, pt->key + pt->klen - pt->suf, pt->suf) != SL_OK)
+            return SL_ENOMEM; /* cannot happen: the room was reserved */
+        evs[i].raw = sl_buf_ptr(scratch) + at;
+    }
+    return SL_OK;
+}
+
+int sl_log_read(struct sl_log *log, struct sl_log_cursor *c, struct sl_ev *ev,
+                struct sl_buf *scratch)
+{
+    size_t n = 0;
+    int rc = sl_log_read_batch(log, c, ev, 1, scratch, &n);
+    if (rc != SL_OK)
+        return rc;
+    return n == 1 ? 1 : 0;
 }
 
 void sl_log_trim(struct sl_log *log, uint64_t before_seq)

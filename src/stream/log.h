@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/buf.h"
 #include "core/err.h"
 
 enum sl_ev_type {
@@ -82,8 +83,16 @@ size_t sl_log_bytes(const struct sl_log *log);
 SL_WARN_UNUSED int sl_log_cursor_init(struct sl_log *log, struct sl_log_cursor *c,
                                       uint64_t after_seq);
 /* Reads the next event: 1 with *ev, 0 when there is none yet (or the log
- * ended: see sl_log_ended), SL_ENOTFOUND when it was trimmed away. */
-SL_WARN_UNUSED int sl_log_read(struct sl_log *log, struct sl_log_cursor *c, struct sl_ev *ev);
+ * ended: see sl_log_ended), SL_ENOTFOUND when it was trimmed away.
+ * ev->raw points into the log or into scratch (rebuilt there): valid until
+ * the log trims it or scratch is used again. */
+SL_WARN_UNUSED int sl_log_read(struct sl_log *log, struct sl_log_cursor *c, struct sl_ev *ev,
+                               struct sl_buf *scratch);
+/* Reads up to max events (at most 256) into evs; *n gets how many. SL_OK
+ * (also with *n == 0 at the end), SL_ENOTFOUND when the next was trimmed,
+ * SL_ETOOBIG/SL_ENOMEM when scratch cannot hold the rebuilt chunks. */
+SL_WARN_UNUSED int sl_log_read_batch(struct sl_log *log, struct sl_log_cursor *c, struct sl_ev *evs,
+                                     size_t max, struct sl_buf *scratch, size_t *n);
 
 /* Frees every whole block of events numbered below before_seq (the caller
  * trims up to its slowest reader). Cursors stay valid: they find their

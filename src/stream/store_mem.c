@@ -311,10 +311,18 @@ static void mem_read(struct sl_store *base, const char *id, uint64_t after, size
     size_t n = 0;
     if (max > SL_STORE_READ_MAX)
         max = SL_STORE_READ_MAX;
-    while (n < max && sl_log_read(log, &c, &evs[n]) == 1)
-        n++;
+    /* Chunks rebuilt from the log live in scratch for the callback. */
+    struct sl_buf scratch;
+    sl_buf_init(&scratch, SIZE_MAX / 2);
+    rc = sl_log_read_batch(log, &c, evs, max, &scratch, &n);
+    if (rc != SL_OK) {
+        sl_buf_free(&scratch);
+        cb(ud, rc == SL_ENOTFOUND ? SL_EGONE : rc, NULL, 0, false);
+        return;
+    }
     bool ended = sl_log_ended(log) && c.next_seq > sl_log_last_seq(log);
     cb(ud, SL_OK, evs, n, ended);
+    sl_buf_free(&scratch);
 }
 
 static void on_sub_watch(struct sl_log_watcher *w, struct sl_log *log)

@@ -11,6 +11,9 @@
 
 #include "stream/log.h"
 
+/* Where the log rebuilds coded chunks for a read (see stream/log.h). */
+static struct sl_buf scratch = {NULL, 0, 0, 0, (size_t)1 << 30};
+
 static void append_n(struct sl_log *log, int n, size_t size)
 {
     char *raw = malloc(size + 1);
@@ -32,13 +35,13 @@ static void test_numbered_and_read_in_order(void **state)
     assert_int_equal(sl_log_cursor_init(log, &c, 0), SL_OK);
     struct sl_ev ev;
     for (uint64_t i = 1; i <= 1000; i++) {
-        assert_int_equal(sl_log_read(log, &c, &ev), 1);
+        assert_int_equal(sl_log_read(log, &c, &ev, &scratch), 1);
         assert_int_equal(ev.seq, i);
         assert_int_equal(ev.raw_len, 37);
         assert_int_equal(ev.raw[0], 'a' + (int)((i - 1) % 26));
         assert_int_equal(ev.type, SL_EV_CONTENT);
     }
-    assert_int_equal(sl_log_read(log, &c, &ev), 0);
+    assert_int_equal(sl_log_read(log, &c, &ev, &scratch), 0);
     sl_log_free(log);
 }
 
@@ -52,10 +55,10 @@ static void test_cursor_from_the_middle(void **state)
         assert_int_equal(sl_log_cursor_init(log, &c, after), SL_OK);
         struct sl_ev ev;
         if (after < 300) {
-            assert_int_equal(sl_log_read(log, &c, &ev), 1);
+            assert_int_equal(sl_log_read(log, &c, &ev, &scratch), 1);
             assert_int_equal(ev.seq, after + 1);
         } else {
-            assert_int_equal(sl_log_read(log, &c, &ev), 0);
+            assert_int_equal(sl_log_read(log, &c, &ev, &scratch), 0);
         }
     }
     struct sl_log_cursor c;
@@ -67,10 +70,15 @@ static void test_bound_refuses_but_errors_pass(void **state)
 {
     (void)state;
     struct sl_log *log = sl_log_new(1000);
-    char raw[200] = {0};
+    char raw[200];
     int ok = 0;
-    while (sl_log_append(log, SL_EV_CONTENT, 0, raw, sizeof raw, "", 0, NULL) == SL_OK)
+    /* Chunks unlike each other, so that none is stored as a difference. */
+    for (;;) {
+        memset(raw, 'a' + ok % 26, sizeof raw);
+        if (sl_log_append(log, SL_EV_CONTENT, 0, raw, sizeof raw, "", 0, NULL) != SL_OK)
+            break;
         ok++;
+    }
     assert_true(ok >= 3 && ok <= 5);
     assert_true(sl_log_bytes(log) <= 1000);
     assert_int_equal(sl_log_append(log, SL_EV_CONTENT, 0, raw, sizeof raw, "", 0, NULL),
@@ -130,7 +138,7 @@ static void test_trim_keeps_cursors_valid(void **state)
     size_t peak = 0;
     for (int round = 0; round < 200; round++) {
         append_n(log, 50, 90);
-        while (sl_log_read(log, &c, &ev) == 1) {
+        while (sl_log_read(log, &c, &ev, &scratch) == 1) {
             assert_int_equal(ev.seq, want);
             assert_int_equal(ev.raw[0], 'a' + (int)((want - 1) % 26));
             want++;
@@ -147,6 +155,66 @@ static void test_trim_keeps_cursors_valid(void **state)
     sl_log_free(log);
 }
 
+/* Chunks that share most bytes with the block's first are stored as the
+ * difference and read back whole. */
+static void test_similar_chunks_are_stored_small_and_read_whole(void **state)
+{
+    (void)state;
+    struct sl_log *log = sl_log_new(1 << 24);
+    char raw[512];
+    const char *words[] = {"Hello", ",", " world", "\\n", " \xf0\x9f\x98\x8a", ""};
+    size_t total_raw = 0;
+    for (int i = 0; i < 600; i++) {
+        int n = snprintf(
+            raw, sizeof raw,
+            "{\"id\":\"chatcmpl-0123456789abcdef\",\"object\":\"chat.completion.chunk\","
+            "\"created\":1753616032,\"model\":\"Qwen/Qwen3-0.6B\",\"choices\":[{\"index\":0,"
+            "\"delta\":{\"content\":\"%s%d\"},\"logprobs\":null,\"finish_reason\":null}]}",
+            words[i % 6], i);
+        total_raw += (size_t)n;
+        assert_int_equal(sl_log_append(log, SL_EV_CONTENT, 0, raw, (size_t)n, "t", 1, NULL), SL_OK);
+    }
+    /* A whole chunk is ~200 bytes; a coded one a header and a few bytes. */
+    assert_true(sl_log_bytes(log) * 3 < total_raw);
+    struct sl_log_cursor c;
+    assert_int_equal(sl_log_cursor_init(log, &c, 0), SL_OK);
+    struct sl_ev evs[100];
+    int i = 0;
+    for (;;) {
+        size_t n = 0;
+        assert_int_equal(sl_log_read_batch(log, &c, evs, 100, &scratch, &n), SL_OK);
+        if (n == 0)
+            break;
+        for (size_t k = 0; k < n; k++, i++) {
+            int len =
+                snprintf(raw, sizeof raw,
+                         "{\"id\":\"chatcmpl-0123456789abcdef\",\"object\":\"chat.completion."
+                         "chunk\",\"created\":1753616032,\"model\":\"Qwen/Qwen3-0.6B\",\"choices\":"
+                         "[{\"index\":0,\"delta\":{\"content\":\"%s%d\"},\"logprobs\":null,"
+                         "\"finish_reason\":null}]}",
+                         words[i % 6], i);
+            assert_int_equal(evs[k].seq, (uint64_t)i + 1);
+            assert_int_equal(evs[k].raw_len, (size_t)len);
+            assert_memory_equal(evs[k].raw, raw, (size_t)len);
+            assert_memory_equal(evs[k].text, "t", 1);
+        }
+    }
+    assert_int_equal(i, 600);
+    /* From the middle too. */
+    assert_int_equal(sl_log_cursor_init(log, &c, 299), SL_OK);
+    struct sl_ev ev;
+    assert_int_equal(sl_log_read(log, &c, &ev, &scratch), 1);
+    int len =
+        snprintf(raw, sizeof raw,
+                 "{\"id\":\"chatcmpl-0123456789abcdef\",\"object\":\"chat.completion.chunk\","
+                 "\"created\":1753616032,\"model\":\"Qwen/Qwen3-0.6B\",\"choices\":[{\"index\":0,"
+                 "\"delta\":{\"content\":\"%s%d\"},\"logprobs\":null,\"finish_reason\":null}]}",
+                 words[299 % 6], 299);
+    assert_int_equal(ev.raw_len, (size_t)len);
+    assert_memory_equal(ev.raw, raw, (size_t)len);
+    sl_log_free(log);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -155,6 +223,7 @@ int main(void)
         cmocka_unit_test(test_bound_refuses_but_errors_pass),
         cmocka_unit_test(test_watchers),
         cmocka_unit_test(test_trim_keeps_cursors_valid),
+        cmocka_unit_test(test_similar_chunks_are_stored_small_and_read_whole),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

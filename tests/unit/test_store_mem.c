@@ -77,9 +77,11 @@ static void add(struct sl_store *st, struct sl_stream *s)
 static void write_events(struct sl_stream *s, int n, size_t size, bool end)
 {
     char raw[4096];
-    memset(raw, 'x', sizeof raw);
-    for (int i = 0; i < n; i++)
+    for (int i = 0; i < n; i++) {
+        /* Unlike each other: none is stored as a difference (log.c). */
+        memset(raw, 'a' + i % 26, sizeof raw);
         assert_int_equal(sl_log_append(s->log, SL_EV_CONTENT, 0, raw, size, "t", 1, NULL), SL_OK);
+    }
     /* The upstream is done: cancel ends the log (with the cancelled event)
      * and lets go of the producer's reference, as a real end would. */
     if (end)
