@@ -64,7 +64,7 @@ static int splice_usage(const char *body, size_t blen, json_t *root, bool *clien
 
 /* The grace of a stream whose client left, from X-Sluice-Grace (seconds,
  * capped by grace_s); dflt when absent. */
-static uint64_t grace_ms(struct sl_openai *oa, struct sl_http_exchange *ex, uint64_t dflt)
+static uint64_t header_grace_ms(struct sl_openai *oa, struct sl_http_exchange *ex, uint64_t dflt)
 {
     const char *v;
     size_t n;
@@ -81,27 +81,26 @@ static uint64_t grace_ms(struct sl_openai *oa, struct sl_http_exchange *ex, uint
     return g * 1000;
 }
 
-int sl_face_start_stream(struct sl_openai *oa, struct sl_http_exchange *ex, const char *path,
-                         enum sl_face_kind kind, const struct sl_stream_owner *owner,
-                         void *owner_ud, struct sl_face_start *info, struct sl_stream **out)
+int sl_face_start_body(struct sl_openai *oa, const char *body, size_t blen,
+                       const char *const *hdr_lines, size_t nhdr, const char *path,
+                       enum sl_face_kind kind, uint64_t grace_ms,
+                       const struct sl_stream_owner *owner, void *owner_ud,
+                       struct sl_face_start *info, struct sl_stream **out, int *status, char *msg,
+                       size_t msglen)
 {
-    const struct sl_http_request *req = sl_http_ex_request(ex);
-    size_t blen;
-    const char *body = sl_http_ex_body(ex, &blen);
     json_error_t jerr;
     /* Integers past int64 (a client's seed, say) and \u0000 in strings are
      * fine JSON: read numbers as reals, since only a few members are looked
      * at here, and allow NUL. */
     json_t *root = json_loadb(body, blen, JSON_DECODE_INT_AS_REAL | JSON_ALLOW_NUL, &jerr);
     if (root == NULL || !json_is_object(root)) {
-        char msg[256];
         if (root == NULL)
-            snprintf(msg, sizeof msg, "the request body is not valid JSON: %s (at byte %d)",
-                     jerr.text, jerr.position);
+            snprintf(msg, msglen, "the request body is not valid JSON: %s (at byte %d)", jerr.text,
+                     jerr.position);
         else
-            snprintf(msg, sizeof msg, "the request body must be a JSON object");
+            snprintf(msg, msglen, "the request body must be a JSON object");
         json_decref(root);
-        sl_http_ex_respond_error(ex, 400, NULL, msg, NULL);
+        *status = 400;
         return SL_EJSON;
     }
     memset(info, 0, sizeof *info);
@@ -128,26 +127,15 @@ int sl_face_start_stream(struct sl_openai *oa, struct sl_http_exchange *ex, cons
     }
     json_decref(root);
     if (rc != SL_OK) {
-        sl_buf_free(&spliced);
-        sl_buf_free(&tmp);
-        sl_http_ex_respond_error(ex, rc == SL_EJSON ? 400 : 503, NULL,
-                                 "sluice could not prepare the request body", NULL);
-        return rc;
-    }
-
-    struct sl_buf store;
-    sl_buf_init(&store, 256 * 1024);
-    const char *lines[SL_LIMIT_HEADERS_MAX];
-    size_t nlines = 0;
-    rc = sl_upstream_request_headers(req, oa->t->sets_auth, &store, lines, SL_LIMIT_HEADERS_MAX,
-                                     &nlines);
-    if (rc == SL_OK) {
+        *status = rc == SL_EJSON ? 400 : 503;
+        snprintf(msg, msglen, "sluice could not prepare the request body");
+    } else {
         struct sl_upstream_send send = {
             .method = "POST",
             .path = path,
             .path_len = strlen(path),
-            .headers = lines,
-            .nheaders = nlines,
+            .headers = hdr_lines,
+            .nheaders = nhdr,
             .body = body,
             .body_len = blen,
         };
@@ -161,16 +149,39 @@ int sl_face_start_stream(struct sl_openai *oa, struct sl_http_exchange *ex, cons
         if (rc == SL_OK) {
             (*out)->show_usage = kind == SL_FACE_STREAMS || info->show_usage;
             (*out)->multi_choice = info->multi_choice;
+            (*out)->grace_ms = grace_ms;
+        } else {
+            *status = 503;
+            snprintf(msg, msglen, "no upstream is available");
         }
-        if (rc == SL_OK)
-            (*out)->grace_ms =
-                grace_ms(oa, ex, kind == SL_FACE_OPENAI ? 0 : (uint64_t)oa->cfg->grace_s * 1000);
     }
-    sl_buf_free(&store);
     sl_buf_free(&spliced);
     sl_buf_free(&tmp);
+    return rc;
+}
+
+int sl_face_start_stream(struct sl_openai *oa, struct sl_http_exchange *ex, const char *path,
+                         enum sl_face_kind kind, const struct sl_stream_owner *owner,
+                         void *owner_ud, struct sl_face_start *info, struct sl_stream **out)
+{
+    size_t blen;
+    const char *body = sl_http_ex_body(ex, &blen);
+    struct sl_buf store;
+    sl_buf_init(&store, 256 * 1024);
+    const char *lines[SL_LIMIT_HEADERS_MAX];
+    size_t nlines = 0;
+    int status = 503;
+    char msg[256] = "no upstream is available";
+    int rc = sl_upstream_request_headers(sl_http_ex_request(ex), oa->t->sets_auth, &store, lines,
+                                         SL_LIMIT_HEADERS_MAX, &nlines);
+    uint64_t dflt = kind == SL_FACE_OPENAI ? 0 : (uint64_t)oa->cfg->grace_s * 1000;
+    if (rc == SL_OK)
+        rc = sl_face_start_body(oa, body, blen, lines, nlines, path, kind,
+                                header_grace_ms(oa, ex, dflt), owner, owner_ud, info, out, &status,
+                                msg, sizeof msg);
+    sl_buf_free(&store);
     if (rc != SL_OK)
-        sl_http_ex_respond_error(ex, 503, NULL, "no upstream is available", NULL);
+        sl_http_ex_respond_error(ex, status, NULL, msg, NULL);
     return rc;
 }
 

@@ -27,9 +27,26 @@ struct sl_face_start {
     bool multi_choice;  /* n > 1 */
 };
 
-/* Starts a stream for the exchange's chat or completions body, sent to
- * path upstream: the stream face always streams; both ask the upstream for
- * usage. On error the exchange has been answered. */
+/* Starts a stream for a chat or completions body (blen bytes, borrowed for
+ * the call), sent to path upstream with hdr_lines ("Name: value" each,
+ * borrowed): the stream face always streams; both ask the upstream for
+ * usage. Fills info and sets the stream's show_usage, multi_choice and
+ * grace_ms (what a stream whose client left still runs). SL_OK, or
+ * SL_EJSON for a body that is not a JSON object, a splice error, or
+ * sl_stream_start's error; then nothing was started, and *status (400 or
+ * 503) and msg (msglen bytes, NUL-terminated) say what to answer: the
+ * caller answers in its own framing. */
+SL_WARN_UNUSED int sl_face_start_body(struct sl_openai *oa, const char *body, size_t blen,
+                                      const char *const *hdr_lines, size_t nhdr, const char *path,
+                                      enum sl_face_kind kind, uint64_t grace_ms,
+                                      const struct sl_stream_owner *owner, void *owner_ud,
+                                      struct sl_face_start *info, struct sl_stream **out,
+                                      int *status, char *msg, size_t msglen);
+
+/* sl_face_start_body for the exchange's body, forwarding its end-to-end
+ * headers; the grace is X-Sluice-Grace's (capped by grace_s), else 0 on
+ * the OpenAI face and grace_s on the stream face. On error the exchange
+ * has been answered. */
 SL_WARN_UNUSED int sl_face_start_stream(struct sl_openai *oa, struct sl_http_exchange *ex,
                                         const char *path, enum sl_face_kind kind,
                                         const struct sl_stream_owner *owner, void *owner_ud,

@@ -217,7 +217,7 @@ struct ws_create {
     struct ws_conn *ws; /* NULL once the socket is gone: the stream goes on */
     struct ws_create *prev, *next;
     struct sl_stream *s;
-    bool multi_choice;
+    struct sl_face_start info;
     char ref[SL_WS_REF_MAX];
     size_t ref_len;
 };
@@ -398,12 +398,21 @@ static void ws_fail(struct ws_conn *ws, uint16_t code)
 
 /* ---- server messages ------------------------------------------------------------ */
 
-static int put_ref(struct sl_buf *b, const char *ref, size_t ref_len)
+/* Ends the control message in b (rc: how building it went so far) with
+ * its "ref" when there is one, queues it and frees b. A queue out of
+ * memory tears the socket down. */
+static void queue_ctrl(struct ws_conn *ws, struct sl_buf *b, int rc, const char *ref,
+                       size_t ref_len)
 {
-    if (ref == NULL)
-        return SL_OK;
-    int rc = sl_buf_puts(b, ",\"ref\":");
-    return rc == SL_OK ? sl_buf_append(b, ref, ref_len) : rc;
+    if (rc == SL_OK && ref)
+        rc = sl_buf_puts(b, ",\"ref\":");
+    if (rc == SL_OK && ref)
+        rc = sl_buf_append(b, ref, ref_len);
+    if (rc == SL_OK)
+        rc = sl_buf_puts(b, "}");
+    if (rc == SL_OK && ws_queue(ws, sl_buf_ptr(b), sl_buf_size(b)) == SL_ENOMEM)
+        teardown(ws);
+    sl_buf_free(b);
 }
 
 /* Appends message as a JSON string, cut at SL_WS_MESSAGE_MAX bytes, with
@@ -452,13 +461,7 @@ static void send_error(struct ws_conn *ws, const char *id, int code, const char 
         rc = put_message(&b, message);
     if (rc == SL_OK)
         rc = sl_buf_printf(&b, ",\"code\":%d", code);
-    if (rc == SL_OK)
-        rc = put_ref(&b, ref, ref_len);
-    if (rc == SL_OK)
-        rc = sl_buf_puts(&b, "}");
-    if (rc == SL_OK && ws_queue(ws, sl_buf_ptr(&b), sl_buf_size(&b)) == SL_ENOMEM)
-        teardown(ws);
-    sl_buf_free(&b);
+    queue_ctrl(ws, &b, rc, ref, ref_len);
 }
 
 static void send_store_error(struct ws_conn *ws, const char *id, int err, const char *ref,
@@ -480,13 +483,7 @@ static void send_created(struct ws_conn *ws, const char *id, const char *token, 
     /* Ids and tokens are URL-safe base64: nothing to escape. */
     int rc =
         sl_buf_printf(&b, "{\"type\":\"created\",\"id\":\"%s\",\"read_token\":\"%s\"", id, token);
-    if (rc == SL_OK)
-        rc = put_ref(&b, ref, ref_len);
-    if (rc == SL_OK)
-        rc = sl_buf_puts(&b, "}");
-    if (rc == SL_OK && ws_queue(ws, sl_buf_ptr(&b), sl_buf_size(&b)) == SL_ENOMEM)
-        teardown(ws);
-    sl_buf_free(&b);
+    queue_ctrl(ws, &b, rc, ref, ref_len);
 }
 
 /* ---- following ---------------------------------------------------------------------- */
@@ -715,7 +712,7 @@ static void create_on_open(void *ud, struct sl_stream *s, const struct sl_upstre
     } else {
         send_created(ws, s->id, ic.token, c->ref_len ? c->ref : NULL, c->ref_len);
         /* The creating socket follows its stream from the first event. */
-        start_follow(ws, s->id, 0, c->multi_choice, c->ref_len ? c->ref : NULL, c->ref_len);
+        start_follow(ws, s->id, 0, c->info.multi_choice, c->ref_len ? c->ref : NULL, c->ref_len);
     }
     create_free(c);
     ws_send(ws);
@@ -780,52 +777,6 @@ static void create_on_fail(void *ud, struct sl_stream *s, int err, const char *w
 
 static const struct sl_stream_owner ws_owner = {create_on_open, create_on_reply, create_on_fail};
 
-/* The body with stream_options.include_usage true, every other byte as the
- * client sent it; the same rules as the HTTP faces (openai.c): an absent or
- * null stream_options becomes {"include_usage":true}, an object gets the
- * member spliced into its own bytes (and continuous_usage_stats off when the
- * client had said no usage), anything else is left for the upstream to
- * refuse. Then "stream":true unless the body says so already. */
-static int prepare_body(const char *body, size_t blen, json_t *root, struct sl_buf *out)
-{
-    json_t *so = json_object_get(root, "stream_options");
-    bool asked = json_is_object(so) && !json_is_false(json_object_get(so, "include_usage"));
-    struct sl_buf a, inner, inner2;
-    sl_buf_init(&a, blen + 4096);
-    sl_buf_init(&inner, blen + 64);
-    sl_buf_init(&inner2, blen + 64);
-    int rc = SL_OK;
-    if (so != NULL && !json_is_null(so) && !json_is_object(so)) {
-        rc = sl_buf_append(&a, body, blen);
-    } else if (!json_is_object(so)) {
-        static const char v[] = "{\"include_usage\":true}";
-        rc = sl_json_splice_member(body, blen, "stream_options", v, sizeof v - 1, &a);
-    } else {
-        size_t off, len;
-        rc = sl_json_find_member(body, blen, "stream_options", &off, &len);
-        if (rc == SL_OK)
-            rc = sl_json_splice_member(body + off, len, "include_usage", "true", 4, &inner);
-        if (rc == SL_OK && !asked && json_is_true(json_object_get(so, "continuous_usage_stats"))) {
-            rc = sl_json_splice_member(sl_buf_ptr(&inner), sl_buf_size(&inner),
-                                       "continuous_usage_stats", "false", 5, &inner2);
-            struct sl_buf t = inner;
-            inner = inner2;
-            inner2 = t;
-        }
-        if (rc == SL_OK)
-            rc = sl_json_splice_member(body, blen, "stream_options", sl_buf_ptr(&inner),
-                                       sl_buf_size(&inner), &a);
-    }
-    if (rc == SL_OK && json_is_true(json_object_get(root, "stream")))
-        rc = sl_buf_append(out, sl_buf_ptr(&a), sl_buf_size(&a));
-    else if (rc == SL_OK)
-        rc = sl_json_splice_member(sl_buf_ptr(&a), sl_buf_size(&a), "stream", "true", 4, out);
-    sl_buf_free(&a);
-    sl_buf_free(&inner);
-    sl_buf_free(&inner2);
-    return rc;
-}
-
 static void handle_create(struct ws_conn *ws, const struct sl_ws_msg *m)
 {
     struct sl_openai *oa = ws->oa;
@@ -833,19 +784,15 @@ static void handle_create(struct ws_conn *ws, const struct sl_ws_msg *m)
         send_error(ws, NULL, 429, "too many streams on this socket", m->ref, m->ref_len);
         return;
     }
-    json_t *root = json_loadb(m->body, m->body_len, JSON_DECODE_INT_AS_REAL | JSON_ALLOW_NUL, NULL);
-    json_t *jn = json_object_get(root, "n");
-    bool multi = json_is_number(jn) && json_number_value(jn) > 1;
-    struct sl_buf b;
-    sl_buf_init(&b, m->body_len + 8192);
-    int rc = root ? prepare_body(m->body, m->body_len, root, &b) : SL_EJSON;
-    json_decref(root);
-    struct ws_create *c = rc == SL_OK ? calloc(1, sizeof *c) : NULL;
+    struct ws_create *c = calloc(1, sizeof *c);
     if (c == NULL) {
-        sl_buf_free(&b);
-        send_error(ws, NULL, rc == SL_EJSON ? 400 : 503,
-                   "sluice could not prepare the request body", m->ref, m->ref_len);
+        send_error(ws, NULL, 503, "sluice could not prepare the request body", m->ref, m->ref_len);
         return;
+    }
+    c->oa = oa;
+    if (m->ref) {
+        memcpy(c->ref, m->ref, m->ref_len);
+        c->ref_len = m->ref_len;
     }
     /* A message carries no headers: the body is JSON (vLLM's FastAPI reads
      * nothing else), and the upgrade request's Authorization speaks for the
@@ -854,39 +801,16 @@ static void handle_create(struct ws_conn *ws, const struct sl_ws_msg *m)
     size_t nlines = 1;
     if (ws->auth && !oa->t->sets_auth)
         lines[nlines++] = ws->auth;
-    static const char path[] = "/v1/chat/completions";
-    struct sl_upstream_send send = {
-        .method = "POST",
-        .path = path,
-        .path_len = sizeof path - 1,
-        .headers = lines,
-        .nheaders = nlines,
-        .body = sl_buf_ptr(&b),
-        .body_len = sl_buf_size(&b),
-    };
-    struct sl_stream_opts opts = {
-        .max_log_bytes = (size_t)oa->cfg->max_stream_bytes,
-        .max_event_bytes = (size_t)oa->cfg->max_body_bytes + 64 * 1024,
-        .max_reply_bytes = (size_t)oa->cfg->max_response_bytes,
-        .stall_ms = (uint64_t)oa->cfg->stall_timeout_ms,
-    };
-    c->oa = oa;
-    c->multi_choice = multi;
-    if (m->ref) {
-        memcpy(c->ref, m->ref, m->ref_len);
-        c->ref_len = m->ref_len;
-    }
-    rc = sl_stream_start(oa->loop, oa->t, &send, &opts, &ws_owner, c, &c->s);
-    sl_buf_free(&b);
-    if (rc != SL_OK) {
+    /* Disconnect is not cancel: the stream generates grace_s with nobody. */
+    int status;
+    char msg[256];
+    if (sl_face_start_body(oa, m->body, m->body_len, lines, nlines, "/v1/chat/completions",
+                           SL_FACE_STREAMS, (uint64_t)oa->cfg->grace_s * 1000, &ws_owner, c,
+                           &c->info, &c->s, &status, msg, sizeof msg) != SL_OK) {
         free(c);
-        send_error(ws, NULL, 503, "no upstream is available", m->ref, m->ref_len);
+        send_error(ws, NULL, status, msg, m->ref, m->ref_len);
         return;
     }
-    /* Disconnect is not cancel: the stream generates grace_s with nobody. */
-    c->s->grace_ms = (uint64_t)oa->cfg->grace_s * 1000;
-    c->s->show_usage = true; /* as on the stream face: replays show it */
-    c->s->multi_choice = multi;
     c->ws = ws;
     c->next = ws->creates;
     if (ws->creates)

@@ -103,6 +103,23 @@ static bool deliver(struct sl_upstream_req *r)
     return go && !r->over;
 }
 
+/* The last callback: on_end with err and what, then the request closes. */
+static void finish(struct sl_upstream_req *r, int err, const char *what)
+{
+    r->over = true;
+    r->cbs.on_end(r->ud, err, what);
+    req_close(r);
+}
+
+/* Sends a whole (non-streaming) answer held in r->out and ends it. */
+static void answer_whole(struct sl_upstream_req *r)
+{
+    send_head(r, sl_buf_size(&r->out));
+    if (r->over || !deliver(r))
+        return;
+    finish(r, SL_OK, "complete");
+}
+
 static void poll_req(struct sl_upstream_req *r);
 
 static void on_timer(uv_timer_t *t)
@@ -128,21 +145,16 @@ static void poll_req(struct sl_upstream_req *r)
             return;
     }
     if (st == SL_SIM_DROP) {
-        r->over = true;
-        r->cbs.on_end(r->ud, SL_ECLOSED, "the upstream closed the connection mid-answer");
-        req_close(r);
+        finish(r, SL_ECLOSED, "the upstream closed the connection mid-answer");
         return;
     }
     if (st == SL_SIM_DONE) {
-        if (!r->stream) {
+        if (r->stream) {
+            finish(r, SL_OK, "complete");
+        } else {
             r->status = sl_sim_req_status(r->req);
-            send_head(r, sl_buf_size(&r->out));
-            if (r->over || !deliver(r))
-                return;
+            answer_whole(r);
         }
-        r->over = true;
-        r->cbs.on_end(r->ud, SL_OK, "complete");
-        req_close(r);
         return;
     }
     if (wake != UINT64_MAX)
@@ -163,14 +175,8 @@ static void on_wake(struct sl_sim_req *req, void *ud)
 static void on_immediate(uv_timer_t *t)
 {
     struct sl_upstream_req *r = t->data;
-    if (r->over)
-        return;
-    send_head(r, sl_buf_size(&r->out));
-    if (r->over || !deliver(r))
-        return;
-    r->over = true;
-    r->cbs.on_end(r->ud, SL_OK, "complete");
-    req_close(r);
+    if (!r->over)
+        answer_whole(r);
 }
 
 static bool path_is(const struct sl_upstream_send *s, const char *p)

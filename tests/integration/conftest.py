@@ -3,9 +3,11 @@
 Standard library only (Debian's /usr/bin/python3 with python3-pytest).
 
 - SLUICE_BIN names the binary (ctest sets it); SL_FIXTURES the vLLM captures.
-- Every simulator is started on a free port, polled on GET /health until it
-  answers 200, and stopped with SIGTERM at teardown; a non-zero exit status or
-  a sanitizer report on its stderr fails the test that owned it.
+- Every simulator (Sim) and gateway (Gateway) is started on a free port,
+  ready when GET /health answers 200 (a gateway: when it accepts a
+  connection), and stopped with SIGTERM at teardown; a non-zero exit status
+  or a sanitizer report on its stderr fails the test that owned it. Procs
+  holds what one test or module started.
 - No test asserts a wall-clock figure; waits are polls with generous limits.
 
 Tests import the helpers below with `from conftest import ...` (pytest puts
@@ -23,6 +25,8 @@ import tempfile
 import time
 
 import pytest
+
+from replay_upstream import HeaderLookup, ReplayUpstream
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
@@ -80,10 +84,17 @@ def poll(fn, limit=POLL_LIMIT_S, interval=0.02, what="condition"):
 
 
 class Sim:
-    """One `sluice sim` process."""
+    """One `sluice sim` process, started on a free port (again on another port
+    when the first was taken meanwhile), ready when GET /health answers 200.
+    env: variables added to the process's environment."""
 
-    def __init__(self, args):
+    COMMAND = ["sim"]
+    WHAT = "sim"
+    NOT_READY = "never answered GET /health 200"
+
+    def __init__(self, args, env=None):
         self.args = list(args)
+        self.extra_env = dict(env or {})
         self.port = None
         self.proc = None
         self.stderr_path = None
@@ -97,51 +108,56 @@ class Sim:
         env = dict(os.environ)
         env.setdefault("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=0")
         env.setdefault("UBSAN_OPTIONS", "print_stacktrace=1:halt_on_error=1")
+        env.update(self.extra_env)
         last_err = ""
         for _attempt in range(3):
             self.port = free_port()
-            fd, self.stderr_path = tempfile.mkstemp(prefix="sluice-sim-", suffix=".stderr")
+            fd, self.stderr_path = tempfile.mkstemp(prefix=f"sluice-{self.WHAT}-",
+                                                    suffix=".stderr")
             self._stderr_file = os.fdopen(fd, "w+b")
-            cmd = [sluice_bin(), "sim", "--listen", f"127.0.0.1:{self.port}"] + self.args
+            cmd = [sluice_bin()] + self.COMMAND + ["--listen", f"127.0.0.1:{self.port}"] + self.args
             self.proc = subprocess.Popen(
                 cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                 stderr=self._stderr_file, env=env)
             try:
-                healthy = self._wait_healthy()
+                ready = self._wait_ready()
             except BaseException:
                 self.proc.kill()  # never leave a process behind
                 self.proc.wait()
                 raise
-            if healthy:
+            if ready:
                 return self
             last_err = self.stderr_text()
             if self.proc.poll() is None:
                 self.proc.kill()
                 self.proc.wait()
-                pytest.fail(f"sim never answered GET /health 200 within {START_LIMIT_S}s: "
+                pytest.fail(f"{self.WHAT} {self.NOT_READY} within {START_LIMIT_S}s: "
                             f"{cmd}\n{last_err}", pytrace=False)
             if "in use" not in last_err.lower():
                 break
-        pytest.fail(f"sim exited at start (status {self.proc.returncode}): "
+        pytest.fail(f"{self.WHAT} exited at start (status {self.proc.returncode}): "
                     f"{self.args}\n{last_err}", pytrace=False)
 
-    def _wait_healthy(self):
+    def _wait_ready(self):
         deadline = time.monotonic() + START_LIMIT_S
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 return False
-            try:
-                c = httpclient.HTTPConnection("127.0.0.1", self.port, timeout=2)
-                c.request("GET", "/health")
-                r = c.getresponse()
-                r.read()
-                c.close()
-                if r.status == 200:
-                    return True
-            except OSError:
-                pass
+            if self._ready():
+                return True
             time.sleep(0.02)
         return False
+
+    def _ready(self):
+        try:
+            c = httpclient.HTTPConnection("127.0.0.1", self.port, timeout=2)
+            c.request("GET", "/health")
+            r = c.getresponse()
+            r.read()
+            c.close()
+            return r.status == 200
+        except OSError:
+            return False
 
     def stderr_text(self):
         try:
@@ -155,7 +171,7 @@ class Sim:
 
     def assert_alive(self):
         if not self.alive():
-            pytest.fail(f"sim died (status {self.proc.returncode}):\n{self.stderr_text()}",
+            pytest.fail(f"{self.WHAT} died (status {self.proc.returncode}):\n{self.stderr_text()}",
                         pytrace=False)
 
     def vmrss_kib(self):
@@ -198,45 +214,115 @@ class Sim:
                 pass
         return problems
 
+    def stop_checked(self):
+        """stop(), failing the test on any problem."""
+        problems = self.stop()
+        if problems:
+            pytest.fail(f"{self.WHAT} {self.args}: " + "\n".join(problems), pytrace=False)
 
-class SimFactory:
+
+class Gateway(Sim):
+    """One `sluice` gateway process (the default command, not `sim`). Ready
+    when it accepts a TCP connection: its GET /health is proxied upstream,
+    which may be down on purpose."""
+
+    COMMAND = []
+    WHAT = "gateway"
+    NOT_READY = "never listened"
+
+    def _ready(self):
+        try:
+            socket.create_connection(("127.0.0.1", self.port), timeout=2).close()
+            return True
+        except OSError:
+            return False
+
+
+class Procs:
+    """The simulators, gateways and replay upstreams of one test (or module);
+    stop_all() stops them all, gateways first, and returns the problems."""
+
     def __init__(self):
+        self.gateways = []
         self.sims = []
+        self.upstreams = []
 
-    def __call__(self, *args, fast=True):
-        sim = Sim((FAST if fast else []) + list(args))
-        self.sims.append(sim)
-        return sim.start()
+    def sim(self, *args, fast=True):
+        s = Sim((FAST if fast else []) + list(args))
+        self.sims.append(s)
+        return s.start()
+
+    def gateway(self, *args, env=None):
+        g = Gateway(list(args), env=env)
+        self.gateways.append(g)
+        return g.start()
+
+    def gateway_to(self, upstream, *args, env=None):
+        url = upstream if isinstance(upstream, str) else (
+            upstream.url if hasattr(upstream, "url") else f"http://127.0.0.1:{upstream.port}")
+        return self.gateway("--upstream", url, *args, env=env)
+
+    def replay(self, handler=None):
+        u = ReplayUpstream(handler).start()
+        self.upstreams.append(u)
+        return u
 
     def stop_all(self):
         problems = []
-        for sim in self.sims:
-            p = sim.stop()
-            if p:
-                problems.append(f"sim {sim.args}: " + "\n".join(p))
-        self.sims = []
+        for p in self.gateways + self.sims:
+            found = p.stop()
+            if found:
+                problems.append(f"{p.WHAT} {p.args}: " + "\n".join(found))
+        for u in self.upstreams:
+            u.stop()
+            if u.errors:
+                problems.append(f"replay upstream errors: {u.errors}")
+        self.gateways, self.sims, self.upstreams = [], [], []
         return problems
+
+
+class SimFactory(Procs):
+    """Procs called as a function: starts a simulator."""
+
+    def __call__(self, *args, fast=True):
+        return self.sim(*args, fast=fast)
+
+
+def stopping(procs, value):
+    """A fixture's body: yields value, then stops what procs started and fails
+    the test on any problem (`yield from stopping(p, p)`)."""
+    yield value
+    problems = procs.stop_all()
+    if problems:
+        pytest.fail("\n\n".join(problems), pytrace=False)
+
+
+def procs_fixtures(cls):
+    """The fixtures (procs, module_procs): a cls (a Procs) for one test and
+    one for a module, stopped as stopping() does. A helper module assigns
+    them (`procs, module_procs = procs_fixtures(MyProcs)`); a test module
+    that imports them makes pytest see them."""
+
+    def body():
+        p = cls()
+        yield from stopping(p, p)
+
+    return (pytest.fixture(name="procs")(body),
+            pytest.fixture(scope="module", name="module_procs")(body))
 
 
 @pytest.fixture
 def sim_factory():
     """Starts simulators with given flags (FAST timing unless fast=False)."""
     f = SimFactory()
-    yield f
-    problems = f.stop_all()
-    if problems:
-        pytest.fail("\n\n".join(problems), pytrace=False)
+    yield from stopping(f, f)
 
 
 @pytest.fixture(scope="module")
 def sim():
     """One fast simulator shared by a module's tests."""
     f = SimFactory()
-    s = f()
-    yield s
-    problems = f.stop_all()
-    if problems:
-        pytest.fail("\n\n".join(problems), pytrace=False)
+    yield from stopping(f, f())
 
 
 @pytest.fixture(scope="module")
@@ -253,7 +339,7 @@ def capture_chunks():
 # HTTP/1.1 over a raw socket: the real bytes.
 
 
-class Response:
+class Response(HeaderLookup):
     def __init__(self):
         self.version = ""
         self.status = 0
@@ -264,17 +350,6 @@ class Response:
         self.chunked = False
         self.complete = False  # the body ended as framed (last chunk / Content-Length)
         self.eof = False  # the connection was closed (or reset) while reading
-
-    def header(self, name, default=None):
-        name = name.lower()
-        for k, v in self.headers:
-            if k.lower() == name:
-                return v
-        return default
-
-    def header_all(self, name):
-        name = name.lower()
-        return [v for k, v in self.headers if k.lower() == name]
 
     def json(self):
         return loads_ordered(self.body.decode("utf-8"))
@@ -370,6 +445,23 @@ class RawConn:
         finally:
             self.sock.settimeout(old)
 
+    def read_chunk(self):
+        """The next chunk of a chunked body: (data, whole). whole: the chunk
+        came with its CRLF (checked), or it is the last chunk (data b"", its
+        trailers left to read). Not whole: the connection closed first, in the
+        size line (data None) or in the data (what came of it)."""
+        line = self.read_until(b"\r\n")
+        if line is None:
+            return None, False
+        size = int(line[:-2].split(b";")[0], 16)
+        if size == 0:
+            return b"", True
+        data = self.read_exact(size + 2)
+        if len(data) < size + 2:
+            return data[:size], False
+        assert data[-2:] == b"\r\n", f"chunk not followed by CRLF: {data[-10:]!r}"
+        return data[:-2], True
+
     def read_head(self):
         """Status line and headers; None when the connection closed first."""
         raw = self.read_until(b"\r\n\r\n")
@@ -408,11 +500,10 @@ class RawConn:
             r.chunked = True
             body = bytearray()
             while True:
-                line = self.read_until(b"\r\n")
-                if line is None:
+                data, whole = self.read_chunk()
+                if data is None:
                     break
-                size = int(line[:-2].split(b";")[0], 16)
-                if size == 0:
+                if whole and not data:
                     # trailers, then the empty line
                     while True:
                         t = self.read_until(b"\r\n")
@@ -420,14 +511,10 @@ class RawConn:
                             break
                     r.complete = t is not None
                     break
-                data = self.read_exact(size + 2)
-                if len(data) < size + 2:
-                    body += data[:size]
-                    r.chunks.append(data[:size])
+                body += data
+                r.chunks.append(data)
+                if not whole:
                     break
-                assert data[-2:] == b"\r\n", f"chunk not followed by CRLF: {data[-10:]!r}"
-                body += data[:-2]
-                r.chunks.append(data[:-2])
             r.body = bytes(body)
         elif cl is not None:
             n = int(cl)
@@ -621,6 +708,14 @@ def metric_value(samples, name, **labels):
     vals = [v for n, l, v in samples
             if n == name and all(l.get(k) == want for k, want in labels.items())]
     return sum(vals) if vals else None
+
+
+def abort_count(port):
+    """vllm:request_success_total{finished_reason="abort"} at port (a sim, or a
+    gateway whose /metrics is the in-process simulator's)."""
+    v = metric_value(metrics(port), "vllm:request_success_total", finished_reason="abort")
+    assert v is not None, "the simulator's /metrics has no abort counter"
+    return v
 
 
 def assert_openai_error(r, status, param=None, check_param=False):

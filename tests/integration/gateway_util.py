@@ -1,10 +1,7 @@
 """Helpers and fixtures for the gateway's integration tests (test_gateway_*.py).
 
-- Gateway: one `sluice --listen ...` process (the gateway), started on a free
-  port and stopped with SIGTERM at teardown like conftest's Sim: a non-zero
-  exit status or a sanitizer report on its stderr fails the test that owned it.
-- Procs: starts simulators, gateways and replay upstreams for one test (or one
-  module) and stops them all at teardown, gateways first.
+- procs / module_procs: conftest's Procs (simulators, gateways and replay
+  upstreams) for one test or one module, all stopped at teardown.
 - parse_gw / gw_stream: a strict reader of the gateway's OpenAI face
   (`id: N\\ndata: ...\\n\\n` events, `data: [DONE]\\n\\n` without an id).
 
@@ -15,138 +12,14 @@ Standard library only. Import from the tests: `from gateway_util import ...`
 import json
 import os
 import re
-import socket
-import subprocess
-import tempfile
-import time
 
-import pytest
-
-from conftest import (FAST, FIXTURES, IO_TIMEOUT_S, START_LIMIT_S, Sim, free_port, http,
-                      loads_ordered, metric_value, metrics, sluice_bin, sse_events)
-from replay_upstream import ReplayUpstream
+from conftest import (FAST, FIXTURES, IO_TIMEOUT_S, Procs, http, loads_ordered, procs_fixtures,
+                      sse_events)
+from conftest import abort_count  # noqa: F401 (the gateway tests import it from here)
 
 STREAM_ID = re.compile(r"^[A-Za-z0-9_-]{22}$")
-ABORT = dict(finished_reason="abort")
 
-
-class Gateway(Sim):
-    """One `sluice` gateway process (the default command, not `sim`)."""
-
-    def __init__(self, args, env=None):
-        super().__init__(args)
-        self.extra_env = dict(env or {})
-
-    def start(self):
-        env = dict(os.environ)
-        env.setdefault("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=0")
-        env.setdefault("UBSAN_OPTIONS", "print_stacktrace=1:halt_on_error=1")
-        env.update(self.extra_env)
-        last_err = ""
-        for _attempt in range(3):
-            self.port = free_port()
-            fd, self.stderr_path = tempfile.mkstemp(prefix="sluice-gw-", suffix=".stderr")
-            self._stderr_file = os.fdopen(fd, "w+b")
-            cmd = [sluice_bin(), "--listen", f"127.0.0.1:{self.port}"] + self.args
-            self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL,
-                                         stdout=subprocess.DEVNULL,
-                                         stderr=self._stderr_file, env=env)
-            try:
-                ready = self._wait_listening()
-            except BaseException:
-                self.proc.kill()
-                self.proc.wait()
-                raise
-            if ready:
-                return self
-            last_err = self.stderr_text()
-            if self.proc.poll() is None:
-                self.proc.kill()
-                self.proc.wait()
-                pytest.fail(f"gateway never listened within {START_LIMIT_S}s: {cmd}\n"
-                            f"{last_err}", pytrace=False)
-            if "in use" not in last_err.lower():
-                break
-        pytest.fail(f"gateway exited at start (status {self.proc.returncode}): "
-                    f"{self.args}\n{last_err}", pytrace=False)
-
-    def _wait_listening(self):
-        """Ready = accepts a TCP connection (GET /health is proxied upstream,
-        which may be down on purpose)."""
-        deadline = time.monotonic() + START_LIMIT_S
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                return False
-            try:
-                s = socket.create_connection(("127.0.0.1", self.port), timeout=2)
-                s.close()
-                return True
-            except OSError:
-                pass
-            time.sleep(0.02)
-        return False
-
-
-class Procs:
-    def __init__(self):
-        self.gateways = []
-        self.sims = []
-        self.upstreams = []
-
-    def sim(self, *args, fast=True):
-        s = Sim((FAST if fast else []) + list(args))
-        self.sims.append(s)
-        return s.start()
-
-    def gateway(self, *args, env=None):
-        g = Gateway(list(args), env=env)
-        self.gateways.append(g)
-        return g.start()
-
-    def gateway_to(self, upstream, *args, env=None):
-        url = upstream if isinstance(upstream, str) else (
-            upstream.url if hasattr(upstream, "url") else f"http://127.0.0.1:{upstream.port}")
-        return self.gateway("--upstream", url, *args, env=env)
-
-    def replay(self, handler=None):
-        u = ReplayUpstream(handler).start()
-        self.upstreams.append(u)
-        return u
-
-    def stop_all(self):
-        problems = []
-        for g in self.gateways:
-            p = g.stop()
-            if p:
-                problems.append(f"gateway {g.args}: " + "\n".join(p))
-        for s in self.sims:
-            p = s.stop()
-            if p:
-                problems.append(f"sim {s.args}: " + "\n".join(p))
-        for u in self.upstreams:
-            u.stop()
-            if u.errors:
-                problems.append(f"replay upstream errors: {u.errors}")
-        self.gateways, self.sims, self.upstreams = [], [], []
-        return problems
-
-
-@pytest.fixture
-def procs():
-    p = Procs()
-    yield p
-    problems = p.stop_all()
-    if problems:
-        pytest.fail("\n\n".join(problems), pytrace=False)
-
-
-@pytest.fixture(scope="module")
-def module_procs():
-    p = Procs()
-    yield p
-    problems = p.stop_all()
-    if problems:
-        pytest.fail("\n\n".join(problems), pytrace=False)
+procs, module_procs = procs_fixtures(Procs)
 
 
 class Pair:
@@ -284,23 +157,15 @@ def direct_stream(port, body, path="/v1/chat/completions"):
     return events[:-1]
 
 
-def abort_count(port):
-    v = metric_value(metrics(port), "vllm:request_success_total", **ABORT)
-    assert v is not None, "the simulator's /metrics has no abort counter"
-    return v
-
-
 def read_events(conn, n):
     """Reads from a RawConn (after the head) until n complete SSE events arrived
     in the chunked body; returns the raw body bytes read so far."""
     got = bytearray()
     while got.count(b"\n\n") < n:
-        line = conn.read_until(b"\r\n")
-        assert line is not None, f"closed after {got!r}"
-        size = int(line[:-2].split(b";")[0], 16)
-        assert size > 0, f"the stream ended early: {got!r}"
-        data = conn.read_exact(size + 2)
-        got += data[:-2]
+        data, whole = conn.read_chunk()
+        assert whole, f"closed after {got!r}"
+        assert data, f"the stream ended early: {got!r}"
+        got += data
     return bytes(got)
 
 
@@ -338,17 +203,12 @@ def read_rest(conn):
     returns (bytes, complete) where complete means the last chunk came."""
     got = bytearray()
     while True:
-        line = conn.read_until(b"\r\n")
-        if line is None:
-            return bytes(got), False
-        size = int(line[:-2].split(b";")[0], 16)
-        if size == 0:
-            t = conn.read_until(b"\r\n")
-            return bytes(got), t == b"\r\n"
-        data = conn.read_exact(size + 2)
-        if len(data) < size + 2:
-            return bytes(got + data[:size]), False
-        got += data[:-2]
+        data, whole = conn.read_chunk()
+        if not whole:
+            return bytes(got + (data or b"")), False
+        if not data:
+            return bytes(got), conn.read_until(b"\r\n") == b"\r\n"
+        got += data
 
 
 def member_spans(raw):

@@ -26,14 +26,9 @@ import threading
 import time
 
 
-class Request:
-    def __init__(self, method, target, version, headers, body):
-        self.method = method
-        self.target = target
-        self.path = target.split("?", 1)[0]
-        self.version = version
-        self.headers = headers  # [(name, value)] as sent
-        self.body = body  # raw bytes
+class HeaderLookup:
+    """Case-insensitive lookups in self.headers, [(name, value)] as sent (for
+    requests here and responses in conftest)."""
 
     def header(self, name, default=None):
         name = name.lower()
@@ -45,6 +40,16 @@ class Request:
     def header_all(self, name):
         name = name.lower()
         return [v for k, v in self.headers if k.lower() == name]
+
+
+class Request(HeaderLookup):
+    def __init__(self, method, target, version, headers, body):
+        self.method = method
+        self.target = target
+        self.path = target.split("?", 1)[0]
+        self.version = version
+        self.headers = headers  # [(name, value)] as sent
+        self.body = body  # raw bytes
 
     def __repr__(self):
         return f"<Request {self.method} {self.target} {self.headers} body={self.body[:200]!r}>"

@@ -1,30 +1,23 @@
 """Helpers for the stream-face integration tests (test_streams_*.py).
 
-- Gateway: one `sluice --listen ...` process (the gateway, in-process simulator
-  unless --upstream is given), started on a free port and stopped with SIGTERM
-  at teardown like conftest's Sim: a non-zero exit status or a sanitizer report
-  on its stderr fails the test that owned it.
-- Procs / procs / module_procs: start simulators and gateways, stop them all.
+- Procs / procs / module_procs: conftest's Procs, whose gateways run the
+  in-process simulator fast with a 1 s grace (gw_args); all stopped at teardown.
 - Events: an incremental reader of GET /v1/streams/{id}/events (chunked SSE
   decoded as it arrives), so a test can drop the connection after any event.
-- small wrappers: create, summary, cancel, abort_count, wait_state.
+- small wrappers: create, summary, cancel, wait_state, wait_aborts (and
+  conftest's abort_count).
 
 Standard library only. Import from the tests: `from streams_util import ...`
 (fixtures included: importing them into a test module makes pytest see them).
 """
 
-import os
 import socket
 import struct
-import subprocess
-import tempfile
-import time
 
-import pytest
-
-from conftest import (FAST, IO_TIMEOUT_S, MODEL, POLL_LIMIT_S, START_LIMIT_S, RawConn, Sim,
-                      free_port, http, loads_ordered, metric_value, metrics, poll,
-                      request_bytes, sluice_bin)
+from conftest import FAST, IO_TIMEOUT_S, MODEL, POLL_LIMIT_S
+from conftest import Procs as BaseProcs
+from conftest import (RawConn, abort_count, http, loads_ordered, poll, procs_fixtures,
+                      request_bytes)
 
 ID_CHARS = set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
 CANCELLED_ERROR = ('{"error":{"message":"stream cancelled","type":"cancelled",'
@@ -42,106 +35,19 @@ def is_stream_id(s):
     return isinstance(s, str) and len(s) == 22 and set(s) <= ID_CHARS
 
 
-class Gateway(Sim):
-    """One `sluice` gateway process (the default command, not `sim`)."""
-
-    def start(self):
-        env = dict(os.environ)
-        env.setdefault("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=0")
-        env.setdefault("UBSAN_OPTIONS", "print_stacktrace=1:halt_on_error=1")
-        last_err = ""
-        for _attempt in range(3):
-            self.port = free_port()
-            fd, self.stderr_path = tempfile.mkstemp(prefix="sluice-gw-st-", suffix=".stderr")
-            self._stderr_file = os.fdopen(fd, "w+b")
-            cmd = [sluice_bin(), "--listen", f"127.0.0.1:{self.port}"] + self.args
-            self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL,
-                                         stdout=subprocess.DEVNULL,
-                                         stderr=self._stderr_file, env=env)
-            try:
-                ready = self._wait_listening()
-            except BaseException:
-                self.proc.kill()
-                self.proc.wait()
-                raise
-            if ready:
-                return self
-            last_err = self.stderr_text()
-            if self.proc.poll() is None:
-                self.proc.kill()
-                self.proc.wait()
-                pytest.fail(f"gateway never listened within {START_LIMIT_S}s: {cmd}\n"
-                            f"{last_err}", pytrace=False)
-            if "in use" not in last_err.lower():
-                break
-        pytest.fail(f"gateway exited at start (status {self.proc.returncode}): "
-                    f"{self.args}\n{last_err}", pytrace=False)
-
-    def _wait_listening(self):
-        deadline = time.monotonic() + START_LIMIT_S
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                return False
-            try:
-                s = socket.create_connection(("127.0.0.1", self.port), timeout=2)
-                s.close()
-                return True
-            except OSError:
-                pass
-            time.sleep(0.02)
-        return False
-
-
 # The gateway's timing for these tests: in-process simulator, fast, grace 1 s.
 def gw_args(*extra, grace=1):
     return FAST + ["--grace-s", str(grace)] + list(extra)
 
 
-class Procs:
-    def __init__(self):
-        self.gateways = []
-        self.sims = []
+class Procs(BaseProcs):
+    """conftest's Procs whose gateways get gw_args (grace: the --grace-s)."""
 
-    def sim(self, *args):
-        s = Sim(FAST + list(args))
-        self.sims.append(s)
-        return s.start()
-
-    def gateway(self, *args, grace=1):
-        g = Gateway(gw_args(*args, grace=grace))
-        self.gateways.append(g)
-        return g.start()
-
-    def stop_all(self):
-        problems = []
-        for g in self.gateways:
-            p = g.stop()
-            if p:
-                problems.append(f"gateway {g.args}: " + "\n".join(p))
-        for s in self.sims:
-            p = s.stop()
-            if p:
-                problems.append(f"sim {s.args}: " + "\n".join(p))
-        self.gateways, self.sims = [], []
-        return problems
+    def gateway(self, *args, grace=1, env=None):
+        return super().gateway(*gw_args(*args, grace=grace), env=env)
 
 
-@pytest.fixture
-def procs():
-    p = Procs()
-    yield p
-    problems = p.stop_all()
-    if problems:
-        pytest.fail("\n\n".join(problems), pytrace=False)
-
-
-@pytest.fixture(scope="module")
-def module_procs():
-    p = Procs()
-    yield p
-    problems = p.stop_all()
-    if problems:
-        pytest.fail("\n\n".join(problems), pytrace=False)
+procs, module_procs = procs_fixtures(Procs)
 
 
 # --------------------------------------------------------------------------
@@ -171,32 +77,33 @@ SUMMARY_KEYS = ["id", "state", "model", "created", "upstream", "last_event_id", 
                 "reasoning", "finish_reason", "usage", "metrics"]
 
 
+def _token_query(token):
+    return f"?token={token}" if token is not None else ""
+
+
+def _summary_of(r, sid):
+    """The stream object of a 200 answer about sid, its keys checked."""
+    assert r.status == 200, r
+    j = r.json()
+    assert list(j.keys()) == SUMMARY_KEYS, j
+    assert j["id"] == sid, j
+    return j
+
+
 def summary_response(port, sid, token=None):
-    q = f"?token={token}" if token is not None else ""
-    return http(port, "GET", f"/v1/streams/{sid}{q}")
+    return http(port, "GET", f"/v1/streams/{sid}{_token_query(token)}")
 
 
 def summary(port, sid, token=None):
-    r = summary_response(port, sid, token)
-    assert r.status == 200, r
-    j = r.json()
-    assert list(j.keys()) == SUMMARY_KEYS, j
-    assert j["id"] == sid, j
-    return j
+    return _summary_of(summary_response(port, sid, token), sid)
 
 
 def cancel_response(port, sid, token=None):
-    q = f"?token={token}" if token is not None else ""
-    return http(port, "POST", f"/v1/streams/{sid}/cancel{q}")
+    return http(port, "POST", f"/v1/streams/{sid}/cancel{_token_query(token)}")
 
 
 def cancel(port, sid, token=None):
-    r = cancel_response(port, sid, token)
-    assert r.status == 200, r
-    j = r.json()
-    assert list(j.keys()) == SUMMARY_KEYS, j
-    assert j["id"] == sid, j
-    return j
+    return _summary_of(cancel_response(port, sid, token), sid)
 
 
 def wait_state(port, sid, states=("done", "cancelled", "failed"), limit=POLL_LIMIT_S):
@@ -210,14 +117,6 @@ def wait_state(port, sid, states=("done", "cancelled", "failed"), limit=POLL_LIM
 
     poll(check, limit=limit, what=f"stream {sid} in state {states} (last {box.get('j')})")
     return box["j"]
-
-
-def abort_count(port):
-    """vllm:request_success_total{finished_reason="abort"} at port (a sim, or a
-    gateway whose /metrics is the in-process simulator's)."""
-    v = metric_value(metrics(port), "vllm:request_success_total", finished_reason="abort")
-    assert v is not None, "no abort counter in /metrics"
-    return v
 
 
 def wait_aborts(port, at_least, limit=POLL_LIMIT_S):
@@ -331,13 +230,12 @@ class Events:
         elif (self.resp.header("Transfer-Encoding", "") or "").lower() == "chunked":
             body = bytearray()
             while True:
-                line = self.conn.read_until(b"\r\n")
-                assert line is not None
-                n = int(line[:-2].split(b";")[0], 16)
-                if n == 0:
+                data, whole = self.conn.read_chunk()
+                assert whole, f"closed inside the body: {bytes(body)!r}"
+                if not data:
                     self.conn.read_until(b"\r\n")
                     break
-                body += self.conn.read_exact(n + 2)[:-2]
+                body += data
             self.resp.body = bytes(body)
         else:
             self.resp.body = self.conn.read_all()
@@ -347,24 +245,18 @@ class Events:
         """Reads one chunk of the body into self.pending; False at the end."""
         if self.ended or self.eof:
             return False
-        line = self.conn.read_until(b"\r\n")
-        if line is None:
+        data, whole = self.conn.read_chunk()
+        if not whole:  # closed, maybe inside a chunk: its part is dropped
             self.eof = True
             return False
-        size = int(line[:-2].split(b";")[0], 16)
-        if size == 0:
+        if not data:
             t = self.conn.read_until(b"\r\n")
             assert t == b"\r\n", f"trailers after the last chunk: {t!r}"
             self.ended = True
             return False
-        data = self.conn.read_exact(size + 2)
-        if len(data) < size + 2:
-            self.eof = True
-            return False
-        assert data[-2:] == b"\r\n", data[-10:]
-        self.raw += data[:-2]
+        self.raw += data
         # An event may be split across chunks; UTF-8 too: decode whole events only.
-        self._bytes_pending += data[:-2]
+        self._bytes_pending += data
         return True
 
     def next(self):

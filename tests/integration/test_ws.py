@@ -10,17 +10,12 @@ import base64
 import hashlib
 import json
 import os
-import socket
 import struct
-import subprocess
-import tempfile
-import time
 
 import pytest
 
-from conftest import (FAST, FIXTURES, IO_TIMEOUT_S, MODEL, START_LIMIT_S, RawConn, Sim,
-                      content_text, free_port, http, loads_ordered, metric_value, metrics, poll,
-                      request_bytes, sluice_bin, sse_events)
+from conftest import (FAST, FIXTURES, IO_TIMEOUT_S, MODEL, Gateway, RawConn, abort_count,
+                      content_text, http, loads_ordered, poll, request_bytes, sse_events)
 from replay_upstream import Canned, ReplayUpstream, Sse
 
 GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
@@ -31,50 +26,15 @@ GW_ARGS = FAST + ["--grace-s", "1"]
 # The gateway process
 
 
-class Gateway(Sim):
-    """One `sluice` gateway (the default command) with the in-process
-    simulator; stopped with SIGTERM, its stderr checked like conftest's Sim."""
-
-    def start(self):
-        env = dict(os.environ)
-        env.setdefault("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=0")
-        env.setdefault("UBSAN_OPTIONS", "print_stacktrace=1:halt_on_error=1")
-        self.port = free_port()
-        fd, self.stderr_path = tempfile.mkstemp(prefix="sluice-ws-", suffix=".stderr")
-        self._stderr_file = os.fdopen(fd, "w+b")
-        cmd = [sluice_bin(), "--listen", f"127.0.0.1:{self.port}"] + self.args
-        self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                     stderr=self._stderr_file, env=env)
-        deadline = time.monotonic() + START_LIMIT_S
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                pytest.fail(f"gateway exited at start: {cmd}\n{self.stderr_text()}",
-                            pytrace=False)
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=2).close()
-                return self
-            except OSError:
-                time.sleep(0.02)
-        self.proc.kill()
-        self.proc.wait()
-        pytest.fail(f"gateway never listened: {cmd}\n{self.stderr_text()}", pytrace=False)
-
-
 def start_gateway(args):
     return Gateway(args).start()
-
-
-def stop_checked(gw):
-    problems = gw.stop()
-    if problems:
-        pytest.fail("gateway: " + "\n".join(problems), pytrace=False)
 
 
 @pytest.fixture(scope="module")
 def gw():
     g = start_gateway(GW_ARGS)
     yield g
-    stop_checked(g)
+    g.stop_checked()
 
 
 # --------------------------------------------------------------------------
@@ -232,12 +192,6 @@ def stream_object(port, sid):
     r = http(port, "GET", f"/v1/streams/{sid}")
     assert r.status == 200, r
     return r.json()
-
-
-def abort_count(port):
-    v = metric_value(metrics(port), "vllm:request_success_total", finished_reason="abort")
-    assert v is not None, "the simulator's /metrics has no abort counter"
-    return v
 
 
 def check_event_order(events):
@@ -560,7 +514,7 @@ def test_upstream_gets_the_body_as_written_and_the_authorization():
         assert posts[0].header("Authorization") == "Bearer sk-ws"
         assert posts[0].header("Content-Type") == "application/json"
     finally:
-        stop_checked(g)
+        g.stop_checked()
         up.stop()
 
 
@@ -655,7 +609,7 @@ def test_message_too_big_closes_1009():
             assert ws.close_code() == 1009
             assert ws.conn.wait_closed()
     finally:
-        stop_checked(g)
+        g.stop_checked()
 
 
 def test_slow_reader_pauses_and_resumes():
@@ -681,7 +635,7 @@ def test_slow_reader_pauses_and_resumes():
             assert delta_text(events) == obj["text"]
             assert events[-1]["data"]["usage"]["completion_tokens"] == tokens
     finally:
-        stop_checked(g)
+        g.stop_checked()
 
 
 def test_shutdown_with_open_sockets_is_clean():
@@ -699,6 +653,6 @@ def test_shutdown_with_open_sockets_is_clean():
         b.send({"type": "create", "body": long_body()})  # one more, maybe not opened yet
         socks.append(WS(g.port))  # idle
     finally:
-        stop_checked(g)  # SIGTERM with sockets streaming: exit 0, no sanitizer report
+        g.stop_checked()  # SIGTERM with sockets streaming: exit 0, no sanitizer report
         for ws in socks:
             ws.close()

@@ -11,84 +11,11 @@
 // SLUICE_BIN names the binary (ctest sets it). node --test tests/sdk/
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import net from 'node:net';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { EventSource } from 'eventsource';
+import { FAST, MODEL, startSluice, streamObject } from './util.mjs';
 
-const MODEL = 'Qwen/Qwen3-0.6B';
-const HERE = path.dirname(fileURLToPath(import.meta.url));
-const REPO = path.resolve(HERE, '..', '..');
-const SANITIZER_MARKS = ['ERROR: AddressSanitizer', 'ERROR: LeakSanitizer', 'runtime error:'];
 const LIMIT_MS = 60000; // generous: the sanitized build on a busy machine
-
-function sluiceBin() {
-  if (process.env.SLUICE_BIN) return process.env.SLUICE_BIN;
-  for (const d of ['build-test', 'build-it', 'build']) {
-    const p = path.join(REPO, d, 'sluice');
-    if (existsSync(p)) return p;
-  }
-  throw new Error('set SLUICE_BIN to the sluice binary');
-}
-
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address();
-      srv.close(() => resolve(port));
-    });
-  });
-}
-
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-
-function canConnect(port) {
-  return new Promise((resolve) => {
-    const s = net.connect(port, '127.0.0.1');
-    s.once('connect', () => { s.destroy(); resolve(true); });
-    s.once('error', () => resolve(false));
-  });
-}
-
-// The gateway with its in-process simulator; a long grace, since EventSource
-// stays away 3 s between connections.
-async function startGateway(args) {
-  const port = await freePort();
-  const proc = spawn(sluiceBin(), ['--listen', `127.0.0.1:${port}`, ...args], {
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
-  let stderr = '';
-  proc.stderr.on('data', (d) => { stderr += d.toString(); });
-  const exited = new Promise((resolve) => {
-    proc.on('exit', (code, signal) => resolve({ code, signal }));
-  });
-  const deadline = Date.now() + 20000;
-  while (!(await canConnect(port))) {
-    if (proc.exitCode !== null) throw new Error(`gateway exited at start: ${stderr}`);
-    if (Date.now() > deadline) {
-      proc.kill('SIGKILL');
-      throw new Error(`gateway never listened: ${stderr}`);
-    }
-    await sleep(20);
-  }
-  return {
-    port,
-    base: `http://127.0.0.1:${port}`,
-    async stop() {
-      if (proc.exitCode === null) proc.kill('SIGTERM');
-      const { code, signal } = await exited;
-      assert.equal(signal, null, `gateway killed by ${signal}: ${stderr}`);
-      assert.equal(code, 0, `gateway exit status ${code}: ${stderr}`);
-      for (const m of SANITIZER_MARKS) {
-        assert.ok(!stderr.includes(m), `sanitizer report: ${stderr}`);
-      }
-    },
-  };
-}
 
 // A TCP proxy to the gateway. Connection i (0-based) is cut after cuts[i]
 // events of its response body (counted as blank lines, "\n\n"), a few bytes
@@ -179,12 +106,6 @@ async function createStream(base, body) {
   return j;
 }
 
-async function streamObject(base, id) {
-  const r = await fetch(`${base}/v1/streams/${id}`);
-  assert.equal(r.status, 200);
-  return r.json();
-}
-
 // Follows url with EventSource until it is closed by a 204. Returns what it
 // received: events [{type, id, data}] and the errors it reported.
 function follow(url, types) {
@@ -226,8 +147,8 @@ function assertIdsOneToN(ids, n) {
 let gw;
 
 before(async () => {
-  gw = await startGateway(['--ttft-ms', '0', '--itl-ms', '1', '--jitter-ms', '0',
-    '--grace-s', '30', '--reasoning-parser']);
+  // A long grace, since EventSource stays away 3 s between connections.
+  gw = await startSluice([...FAST, '--grace-s', '30', '--reasoning-parser']);
 });
 
 after(async () => {

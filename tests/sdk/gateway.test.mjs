@@ -5,82 +5,8 @@
 // SLUICE_BIN names the binary (ctest sets it).
 import { test, before, after, describe } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import net from 'node:net';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import OpenAI from 'openai';
-
-const MODEL = 'Qwen/Qwen3-0.6B';
-const HERE = path.dirname(fileURLToPath(import.meta.url));
-const REPO = path.resolve(HERE, '..', '..');
-const SANITIZER_MARKS = ['ERROR: AddressSanitizer', 'ERROR: LeakSanitizer', 'runtime error:'];
-const FAST = ['--ttft-ms', '0', '--itl-ms', '1', '--jitter-ms', '0'];
-
-function sluiceBin() {
-  if (process.env.SLUICE_BIN) return process.env.SLUICE_BIN;
-  for (const d of ['build-test', 'build-it', 'build']) {
-    const p = path.join(REPO, d, 'sluice');
-    if (existsSync(p)) return p;
-  }
-  throw new Error('set SLUICE_BIN to the sluice binary');
-}
-
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address();
-      srv.close(() => resolve(port));
-    });
-  });
-}
-
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-
-function canConnect(port) {
-  return new Promise((resolve) => {
-    const s = net.connect(port, '127.0.0.1');
-    s.on('connect', () => { s.destroy(); resolve(true); });
-    s.on('error', () => resolve(false));
-  });
-}
-
-// Starts `sluice [sim] --listen` on a free port; ready when it accepts a connection.
-async function start(args, what) {
-  const port = await freePort();
-  const argv = what === 'sim' ? ['sim', '--listen', `127.0.0.1:${port}`, ...args]
-    : ['--listen', `127.0.0.1:${port}`, ...args];
-  const proc = spawn(sluiceBin(), argv, { stdio: ['ignore', 'ignore', 'pipe'] });
-  let stderr = '';
-  proc.stderr.on('data', (d) => { stderr += d.toString(); });
-  const exited = new Promise((resolve) => {
-    proc.on('exit', (code, signal) => resolve({ code, signal }));
-  });
-  const deadline = Date.now() + 20000;
-  for (;;) {
-    if (proc.exitCode !== null) throw new Error(`${what} exited at start: ${stderr}`);
-    if (await canConnect(port)) break;
-    if (Date.now() > deadline) {
-      proc.kill('SIGKILL');
-      throw new Error(`${what} never listened: ${stderr}`);
-    }
-    await sleep(20);
-  }
-  return {
-    port,
-    base: `http://127.0.0.1:${port}`,
-    async stop() {
-      if (proc.exitCode === null) proc.kill('SIGTERM');
-      const { code, signal } = await exited;
-      assert.equal(signal, null, `${what} killed by ${signal}: ${stderr}`);
-      assert.equal(code, 0, `${what} exit status ${code}: ${stderr}`);
-      for (const m of SANITIZER_MARKS) assert.ok(!stderr.includes(m), `sanitizer report: ${stderr}`);
-    },
-  };
-}
+import { FAST, MODEL, sleep, startSluice } from './util.mjs';
 
 const sdk = (base) => new OpenAI({ baseURL: `${base}/v1`, apiKey: 'x', maxRetries: 0, timeout: 30000 });
 const messages = (content) => [{ role: 'user', content }];
@@ -124,9 +50,9 @@ let ref; // a `sluice sim`: the reference, and the upstream of the second gatewa
 const gateways = {};
 
 before(async () => {
-  ref = await start(FAST, 'sim');
-  gateways.inproc = await start(FAST, 'gateway');
-  gateways.upstream = await start(['--upstream', ref.base], 'gateway');
+  ref = await startSluice(FAST, { sim: true });
+  gateways.inproc = await startSluice(FAST);
+  gateways.upstream = await startSluice(['--upstream', ref.base]);
 });
 
 after(async () => {

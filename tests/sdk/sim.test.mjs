@@ -2,84 +2,19 @@
 // SLUICE_BIN names the binary (ctest sets it).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
-import net from 'node:net';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import OpenAI from 'openai';
+import { FAST, MODEL, startSluice } from './util.mjs';
 
-const MODEL = 'Qwen/Qwen3-0.6B';
 const HERE = path.dirname(fileURLToPath(import.meta.url));
-const REPO = path.resolve(HERE, '..', '..');
-const SANITIZER_MARKS = ['ERROR: AddressSanitizer', 'ERROR: LeakSanitizer', 'runtime error:'];
-
-function sluiceBin() {
-  if (process.env.SLUICE_BIN) return process.env.SLUICE_BIN;
-  for (const d of ['build-test', 'build-it', 'build']) {
-    const p = path.join(REPO, d, 'sluice');
-    if (existsSync(p)) return p;
-  }
-  throw new Error('set SLUICE_BIN to the sluice binary');
-}
-
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address();
-      srv.close(() => resolve(port));
-    });
-  });
-}
-
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-
-async function startSim(args) {
-  const port = await freePort();
-  const proc = spawn(sluiceBin(), ['sim', '--listen', `127.0.0.1:${port}`, ...args], {
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
-  let stderr = '';
-  proc.stderr.on('data', (d) => { stderr += d.toString(); });
-  const exited = new Promise((resolve) => {
-    proc.on('exit', (code, signal) => resolve({ code, signal }));
-  });
-  const deadline = Date.now() + 20000;
-  for (;;) {
-    if (proc.exitCode !== null) throw new Error(`sim exited at start: ${stderr}`);
-    try {
-      const r = await fetch(`http://127.0.0.1:${port}/health`);
-      await r.arrayBuffer();
-      if (r.status === 200) break;
-    } catch { /* not up yet */ }
-    if (Date.now() > deadline) {
-      proc.kill('SIGKILL');
-      throw new Error(`sim never answered /health: ${stderr}`);
-    }
-    await sleep(20);
-  }
-  return {
-    port,
-    base: `http://127.0.0.1:${port}`,
-    async stop() {
-      if (proc.exitCode === null) proc.kill('SIGTERM');
-      const { code, signal } = await exited;
-      assert.equal(signal, null, `sim killed by ${signal}: ${stderr}`);
-      assert.equal(code, 0, `sim exit status ${code}: ${stderr}`);
-      for (const m of SANITIZER_MARKS) {
-        assert.ok(!stderr.includes(m), `sanitizer report: ${stderr}`);
-      }
-    },
-  };
-}
 
 let sim;
 let client;
 
 before(async () => {
-  sim = await startSim(['--ttft-ms', '0', '--itl-ms', '1', '--jitter-ms', '0']);
+  sim = await startSluice(FAST, { sim: true });
   // No retries: a retried error would hide what the server answered.
   client = new OpenAI({ baseURL: `${sim.base}/v1`, apiKey: 'x', maxRetries: 0, timeout: 30000 });
 });

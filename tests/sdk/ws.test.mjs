@@ -3,80 +3,8 @@
 // SLUICE_BIN names the binary (ctest sets it).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import net from 'node:net';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import WebSocket from 'ws';
-
-const MODEL = 'Qwen/Qwen3-0.6B';
-const HERE = path.dirname(fileURLToPath(import.meta.url));
-const REPO = path.resolve(HERE, '..', '..');
-const SANITIZER_MARKS = ['ERROR: AddressSanitizer', 'ERROR: LeakSanitizer', 'runtime error:'];
-
-function sluiceBin() {
-  if (process.env.SLUICE_BIN) return process.env.SLUICE_BIN;
-  for (const d of ['build-test', 'build-it', 'build']) {
-    const p = path.join(REPO, d, 'sluice');
-    if (existsSync(p)) return p;
-  }
-  throw new Error('set SLUICE_BIN to the sluice binary');
-}
-
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address();
-      srv.close(() => resolve(port));
-    });
-  });
-}
-
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-
-// The gateway (the default command) with the built-in simulator.
-async function startGateway(args) {
-  const port = await freePort();
-  const proc = spawn(sluiceBin(), ['--listen', `127.0.0.1:${port}`, ...args], {
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
-  let stderr = '';
-  proc.stderr.on('data', (d) => { stderr += d.toString(); });
-  const exited = new Promise((resolve) => {
-    proc.on('exit', (code, signal) => resolve({ code, signal }));
-  });
-  const deadline = Date.now() + 20000;
-  for (;;) {
-    if (proc.exitCode !== null) throw new Error(`gateway exited at start: ${stderr}`);
-    const up = await new Promise((resolve) => {
-      const s = net.connect(port, '127.0.0.1', () => { s.destroy(); resolve(true); });
-      s.on('error', () => resolve(false));
-    });
-    if (up) break;
-    if (Date.now() > deadline) {
-      proc.kill('SIGKILL');
-      throw new Error(`gateway never listened: ${stderr}`);
-    }
-    await sleep(20);
-  }
-  return {
-    port,
-    base: `http://127.0.0.1:${port}`,
-    url: `ws://127.0.0.1:${port}/v1/ws`,
-    async stop() {
-      if (proc.exitCode === null) proc.kill('SIGTERM');
-      const { code, signal } = await exited;
-      assert.equal(signal, null, `gateway killed by ${signal}: ${stderr}`);
-      assert.equal(code, 0, `gateway exit status ${code}: ${stderr}`);
-      for (const m of SANITIZER_MARKS) {
-        assert.ok(!stderr.includes(m), `sanitizer report: ${stderr}`);
-      }
-    },
-  };
-}
+import { FAST, MODEL, startSluice, streamObject } from './util.mjs';
 
 // A socket whose messages are read in order with next().
 async function connect(url) {
@@ -137,16 +65,11 @@ const body = (content, extra = {}) => ({
 });
 const deltaText = (events) => events.filter((m) => m.event === 'delta').map((m) => m.data.text).join('');
 
-async function streamObject(gw, id) {
-  const r = await fetch(`${gw.base}/v1/streams/${id}`);
-  assert.equal(r.status, 200);
-  return r.json();
-}
-
 let gw;
 
 before(async () => {
-  gw = await startGateway(['--ttft-ms', '0', '--itl-ms', '1', '--jitter-ms', '0', '--grace-s', '1']);
+  gw = await startSluice([...FAST, '--grace-s', '1']);
+  gw.url = `ws://127.0.0.1:${gw.port}/v1/ws`;
 });
 
 after(async () => {
@@ -168,7 +91,7 @@ test('create: created, then the stream\'s events up to done', async () => {
   const done = events.at(-1);
   assert.equal(done.data.finish_reason, 'length');
   assert.equal(done.data.usage.completion_tokens, 30);
-  const obj = await streamObject(gw, created.id);
+  const obj = await streamObject(gw.base, created.id);
   assert.equal(obj.state, 'done');
   assert.equal(deltaText(events), obj.text);
   assert.equal(done.seq, obj.last_event_id);
@@ -211,7 +134,7 @@ test('cancel: the stream ends with done cancelled', async () => {
   c.send({ type: 'cancel', id: created.id });
   const events = await c.untilDone(created.id);
   assert.deepEqual(events.at(-1).data, { finish_reason: 'cancelled', usage: null, metrics: null });
-  const obj = await streamObject(gw, created.id);
+  const obj = await streamObject(gw.base, created.id);
   assert.equal(obj.state, 'cancelled');
   await c.close();
 });
