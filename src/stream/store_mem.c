@@ -50,6 +50,8 @@ struct sl_store_mem {
     size_t ntbuckets;
     size_t bytes_finished; /* log bytes of finished streams */
     uint64_t hand_now;     /* the clock without a loop: the last sweep's now */
+    struct sl_buf scratch; /* chunks rebuilt for a read's callback */
+    bool scratch_busy;
 };
 
 static uint64_t hash_id(const char *id)
@@ -287,6 +289,9 @@ static void mem_get(struct sl_store *base, const char *id, sl_store_info_cb cb, 
     cb(ud, SL_OK, &info);
 }
 
+/* Scratch bytes the store keeps between reads. */
+#define SL_STORE_SCRATCH_KEEP (256 * 1024)
+
 /* Events handed to one read callback at most. */
 #define SL_STORE_READ_MAX 256
 
@@ -311,18 +316,29 @@ static void mem_read(struct sl_store *base, const char *id, uint64_t after, size
     size_t n = 0;
     if (max > SL_STORE_READ_MAX)
         max = SL_STORE_READ_MAX;
-    /* Chunks rebuilt from the log live in scratch for the callback. */
-    struct sl_buf scratch;
-    sl_buf_init(&scratch, SIZE_MAX / 2);
-    rc = sl_log_read_batch(log, &c, evs, max, &scratch, &n);
-    if (rc != SL_OK) {
-        sl_buf_free(&scratch);
-        cb(ud, rc == SL_ENOTFOUND ? SL_EGONE : rc, NULL, 0, false);
-        return;
+    /* Chunks rebuilt from the log live in scratch for the callback: the
+     * store's own buffer (no allocation per read), or a fresh one when a
+     * callback reads again from inside a read. */
+    struct sl_buf local, *scratch = &st->scratch;
+    bool nested = st->scratch_busy;
+    if (nested) {
+        sl_buf_init(&local, SIZE_MAX / 2);
+        scratch = &local;
     }
+    st->scratch_busy = true;
+    rc = sl_log_read_batch(log, &c, evs, max, scratch, &n);
     bool ended = sl_log_ended(log) && c.next_seq > sl_log_last_seq(log);
-    cb(ud, SL_OK, evs, n, ended);
-    sl_buf_free(&scratch);
+    if (rc != SL_OK)
+        cb(ud, rc == SL_ENOTFOUND ? SL_EGONE : rc, NULL, 0, false);
+    else
+        cb(ud, SL_OK, evs, n, ended);
+    if (nested) {
+        sl_buf_free(&local);
+    } else {
+        st->scratch_busy = false;
+        if (scratch->cap > SL_STORE_SCRATCH_KEEP)
+            sl_buf_free(scratch); /* a rare big batch does not stay */
+    }
 }
 
 static void on_sub_watch(struct sl_log_watcher *w, struct sl_log *log)
@@ -398,6 +414,7 @@ struct sl_store_mem *sl_store_mem_new(uv_loop_t *loop, const struct sl_store_mem
     st->opts = *opts;
     st->loop = loop;
     st->nbuckets = SL_STORE_BUCKETS_MIN;
+    sl_buf_init(&st->scratch, SIZE_MAX / 2);
     st->ntbuckets = SL_LIMIT_TOMBSTONES;
     st->buckets = calloc(st->nbuckets, sizeof *st->buckets);
     st->tbuckets = calloc(st->ntbuckets, sizeof *st->tbuckets);
@@ -426,6 +443,7 @@ struct sl_store *sl_store_mem_base(struct sl_store_mem *st)
 static void on_sweep_closed(uv_handle_t *h)
 {
     struct sl_store_mem *st = h->data;
+    sl_buf_free(&st->scratch);
     free(st->buckets);
     free(st->tbuckets);
     free(st->tombs);
