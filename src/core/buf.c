@@ -1,6 +1,7 @@
 /* buf.c - bounded growable byte buffer (see buf.h). */
 #include "core/buf.h"
 
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -135,53 +136,55 @@ int sl_buf_put_i64(struct sl_buf *b, int64_t v)
     return sl_buf_put_u64(b, (uint64_t)0 - (uint64_t)v);
 }
 
+static const char hexdigits[] = "0123456789abcdef";
+
+/* The escape of one ASCII byte that JSON strings may not hold as is (a
+ * quote, a backslash, a control byte), as both writers below spell it. */
+static int put_escape(struct sl_buf *b, unsigned char c)
+{
+    char esc[6] = {'\\', (char)c, 0, 0, 0, 0};
+    switch (c) {
+    case '"':
+    case '\\':
+        return sl_buf_append(b, esc, 2);
+    case '\n':
+        return sl_buf_append(b, "\\n", 2);
+    case '\r':
+        return sl_buf_append(b, "\\r", 2);
+    case '\t':
+        return sl_buf_append(b, "\\t", 2);
+    case '\b':
+        return sl_buf_append(b, "\\b", 2);
+    case '\f':
+        return sl_buf_append(b, "\\f", 2);
+    default:
+        esc[1] = 'u';
+        esc[2] = '0';
+        esc[3] = '0';
+        esc[4] = hexdigits[c >> 4];
+        esc[5] = hexdigits[c & 15];
+        return sl_buf_append(b, esc, 6);
+    }
+}
+
+static bool plain_ascii(unsigned char c)
+{
+    return c >= 0x20 && c < 0x80 && c != '"' && c != '\\';
+}
+
 int sl_buf_put_json_str(struct sl_buf *b, const char *s, size_t n)
 {
-    static const char hex[] = "0123456789abcdef";
     size_t start_len = b->len;
     int rc = sl_buf_append(b, "\"", 1);
     size_t run = 0; /* start of the current run of plain bytes */
     for (size_t i = 0; i < n && rc == SL_OK; i++) {
         unsigned char c = (unsigned char)s[i];
-        if (c >= 0x20 && c != '"' && c != '\\')
-            continue;
+        if (c >= 0x80 || plain_ascii(c))
+            continue; /* UTF-8 goes as it is */
         rc = sl_buf_append(b, s + run, i - run);
-        if (rc != SL_OK)
-            break;
+        if (rc == SL_OK)
+            rc = put_escape(b, c);
         run = i + 1;
-        char esc[6] = {'\\', 0, 0, 0, 0, 0};
-        size_t elen = 2;
-        switch (c) {
-        case '"':
-            esc[1] = '"';
-            break;
-        case '\\':
-            esc[1] = '\\';
-            break;
-        case '\n':
-            esc[1] = 'n';
-            break;
-        case '\r':
-            esc[1] = 'r';
-            break;
-        case '\t':
-            esc[1] = 't';
-            break;
-        case '\b':
-            esc[1] = 'b';
-            break;
-        case '\f':
-            esc[1] = 'f';
-            break;
-        default:
-            esc[1] = 'u';
-            esc[2] = '0';
-            esc[3] = '0';
-            esc[4] = hex[c >> 4];
-            esc[5] = hex[c & 15];
-            elen = 6;
-        }
-        rc = sl_buf_append(b, esc, elen);
     }
     if (rc == SL_OK)
         rc = sl_buf_append(b, s + run, n - run);
@@ -197,51 +200,22 @@ int sl_buf_put_json_str(struct sl_buf *b, const char *s, size_t n)
  * pairs. */
 int sl_buf_put_json_str_ascii(struct sl_buf *b, const char *s, size_t n)
 {
-    static const char hx[] = "0123456789abcdef";
+    size_t start_len = b->len;
     int rc = sl_buf_append(b, "\"", 1);
     size_t i = 0;
     while (i < n && rc == SL_OK) {
         unsigned char c = (unsigned char)s[i];
         if (c < 0x80) {
             size_t j = i;
-            while (j < n && (unsigned char)s[j] < 0x80 && (unsigned char)s[j] >= 0x20 &&
-                   s[j] != '"' && s[j] != '\\')
+            while (j < n && plain_ascii((unsigned char)s[j]))
                 j++;
             if (j > i) {
                 rc = sl_buf_append(b, s + i, j - i);
                 i = j;
-                continue;
+            } else {
+                rc = put_escape(b, c);
+                i++;
             }
-            /* one byte that json.dumps escapes */
-            char esc[6] = {'\\', (char)c, 0, 0, 0, 0};
-            size_t elen = 2;
-            switch (c) {
-            case '\n':
-                esc[1] = 'n';
-                break;
-            case '\r':
-                esc[1] = 'r';
-                break;
-            case '\t':
-                esc[1] = 't';
-                break;
-            case '\b':
-                esc[1] = 'b';
-                break;
-            case '\f':
-                esc[1] = 'f';
-                break;
-            case '"':
-            case '\\':
-                break;
-            default:
-                memcpy(esc + 1, "u00", 3);
-                esc[4] = hx[c >> 4];
-                esc[5] = hx[c & 15];
-                elen = 6;
-            }
-            rc = sl_buf_append(b, esc, elen);
-            i++;
             continue;
         }
         uint32_t cp = 0xfffd;
@@ -260,9 +234,8 @@ int sl_buf_put_json_str_ascii(struct sl_buf *b, const char *s, size_t n)
             len = 4;
         }
         i += len;
-        uint32_t units[2];
+        uint32_t units[2] = {cp, 0};
         int nu = 1;
-        units[0] = cp;
         if (cp >= 0x10000) {
             cp -= 0x10000;
             units[0] = 0xd800 | (cp >> 10);
@@ -272,15 +245,17 @@ int sl_buf_put_json_str_ascii(struct sl_buf *b, const char *s, size_t n)
         for (int u = 0; u < nu && rc == SL_OK; u++) {
             char esc[6] = {'\\',
                            'u',
-                           hx[(units[u] >> 12) & 15],
-                           hx[(units[u] >> 8) & 15],
-                           hx[(units[u] >> 4) & 15],
-                           hx[units[u] & 15]};
+                           hexdigits[(units[u] >> 12) & 15],
+                           hexdigits[(units[u] >> 8) & 15],
+                           hexdigits[(units[u] >> 4) & 15],
+                           hexdigits[units[u] & 15]};
             rc = sl_buf_append(b, esc, sizeof esc);
         }
     }
     if (rc == SL_OK)
         rc = sl_buf_append(b, "\"", 1);
+    if (rc != SL_OK)
+        b->len = start_len; /* all or nothing */
     return rc;
 }
 
