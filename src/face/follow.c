@@ -108,7 +108,9 @@ static void pump(struct sl_follower *f)
             sink->fail(ud, err);
             return;
         }
-        bool drained = f->read_n == 0;
+        /* A short batch means the log has nothing more for now: no second
+         * read just to learn that (a lookup per token saved). */
+        bool drained = f->read_n < SL_FOLLOW_READ_EVENTS;
         if ((sl_buf_size(&f->out) >= SL_FOLLOW_BATCH_BYTES || drained || f->read_ended) &&
             !flush(f))
             return;
