@@ -27,6 +27,8 @@ struct entry {
     struct sl_store_mem *st;
     struct entry *hnext;         /* hash chain */
     struct entry *fprev, *fnext; /* finished streams, oldest first */
+    struct entry *aprev, *anext; /* running streams nobody listens to */
+    bool alone;                  /* on that list */
 };
 
 struct tomb {
@@ -43,6 +45,7 @@ struct sl_store_mem {
     struct entry **buckets;
     size_t nbuckets, count;
     struct entry *fhead, *ftail;
+    struct entry *ahead; /* running streams with no listener: the grace sweep's work */
     /* Tombstones: a ring (oldest first) plus a hash for lookups. */
     struct tomb *tombs;
     size_t tomb_head, tomb_count;
@@ -150,6 +153,30 @@ static void finished_unlink(struct sl_store_mem *st, struct entry *e)
     e->fprev = e->fnext = NULL;
 }
 
+/* The grace sweep looks only at running streams nobody listens to, not at
+ * every stream held (most are finished ones kept for retention). */
+static void alone_set(struct sl_store_mem *st, struct entry *e, bool alone)
+{
+    if (alone == e->alone)
+        return;
+    e->alone = alone;
+    if (alone) {
+        e->aprev = NULL;
+        e->anext = st->ahead;
+        if (st->ahead)
+            st->ahead->aprev = e;
+        st->ahead = e;
+        return;
+    }
+    if (e->aprev)
+        e->aprev->anext = e->anext;
+    else
+        st->ahead = e->anext;
+    if (e->anext)
+        e->anext->aprev = e->aprev;
+    e->aprev = e->anext = NULL;
+}
+
 /* Forgets a stream: its id becomes a tombstone. */
 static void evict(struct sl_store_mem *st, struct entry *e, uint64_t now)
 {
@@ -159,6 +186,7 @@ static void evict(struct sl_store_mem *st, struct entry *e, uint64_t now)
     if (*pp)
         *pp = e->hnext;
     st->count--;
+    alone_set(st, e, false);
     if (e->finished_ms) {
         finished_unlink(st, e);
         st->bytes_finished -= e->bytes;
@@ -182,6 +210,7 @@ static void on_log_end(struct sl_log_watcher *w, struct sl_log *log)
     struct entry *e = w->data;
     struct sl_store_mem *st = e->st;
     sl_log_unwatch(log, w);
+    alone_set(st, e, false);
     e->finished_ms = now_ms(st);
     if (e->finished_ms == 0)
         e->finished_ms = 1;
@@ -198,14 +227,14 @@ static void on_log_end(struct sl_log_watcher *w, struct sl_log *log)
 void sl_store_mem_sweep(struct sl_store_mem *st, uint64_t now)
 {
     st->hand_now = now;
-    /* Grace: cancel running streams nobody has listened to for grace_ms. */
-    for (size_t i = 0; i < st->nbuckets; i++) {
-        for (struct entry *e = st->buckets[i]; e; e = e->hnext) {
-            if (e->finished_ms || e->listeners > 0 || sl_log_ended(e->s->log))
-                continue;
-            if (now - e->alone_since_ms >= e->grace_ms)
-                sl_stream_cancel(e->s); /* its log ends: on_log_end files it */
-        }
+    /* Grace: cancel running streams nobody has listened to for grace_ms.
+     * A cancel ends the log, and on_log_end takes the entry off the list. */
+    struct entry *e = st->ahead;
+    while (e) {
+        struct entry *next = e->anext;
+        if (now - e->alone_since_ms >= e->grace_ms)
+            sl_stream_cancel(e->s);
+        e = next;
     }
     /* Retention, then the byte bound: oldest finished first. */
     uint64_t keep_ms = (uint64_t)st->opts.retention_s * 1000;
@@ -251,10 +280,12 @@ static void mem_add(struct sl_store *base, struct sl_stream *s, sl_store_done_cb
     st->count++;
     e->end_watch.cb = on_log_end;
     e->end_watch.data = e;
-    if (sl_log_ended(s->log))
+    if (sl_log_ended(s->log)) {
         on_log_end(&e->end_watch, s->log);
-    else
+    } else {
         sl_log_watch(s->log, &e->end_watch);
+        alone_set(st, e, true); /* nobody listens yet: grace from creation */
+    }
     cb(ud, SL_OK);
 }
 
@@ -393,9 +424,12 @@ static void mem_listeners(struct sl_store *base, const char *id, int delta)
     if (e == NULL)
         return;
     e->listeners += delta;
-    if (e->listeners <= 0) {
+    if (e->listeners > 0) {
+        alone_set(st, e, false);
+    } else {
         e->listeners = 0;
         e->alone_since_ms = now_ms(st);
+        alone_set(st, e, !e->finished_ms && !sl_log_ended(e->s->log));
         if (e->grace_ms == 0 && !sl_log_ended(e->s->log))
             sl_stream_cancel(e->s);
     }
