@@ -1,8 +1,9 @@
-/* parser.c - HTTP/1.1 request head parser and chunked body decoder.
- * Owns: byte classes, the request line, header fields, the framing rules
- * (Content-Length, Transfer-Encoding, Connection, Expect) and the chunked
- * decoder's state machine. Does not own: memory (nothing is allocated here),
- * sockets, timers, or the status each error becomes (the server decides). */
+/* parser.c - HTTP/1.x request and response head parsers, chunked decoder.
+ * Owns: byte classes, the request and status lines, header fields (one
+ * field-line parser for both heads), the framing rules (Content-Length,
+ * Transfer-Encoding, Connection, Expect) and the chunked decoder's one state
+ * machine. Does not own: memory (nothing is allocated here), sockets,
+ * timers, or the status each error becomes (the server decides). */
 #include "http/parser.h"
 
 #include <assert.h>
@@ -89,15 +90,20 @@ bool sl_http_value_has_token(const char *value, size_t len, const char *token)
     return false;
 }
 
+static const struct sl_http_header *find_field(const struct sl_http_header *hdrs, size_t n,
+                                               const char *name)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (ieq(hdrs[i].name, hdrs[i].name_len, name))
+            return &hdrs[i];
+    }
+    return NULL;
+}
+
 const struct sl_http_header *sl_http_find_header(const struct sl_http_request *req,
                                                  const char *name)
 {
-    for (size_t i = 0; i < req->num_headers; i++) {
-        const struct sl_http_header *h = &req->headers[i];
-        if (ieq(h->name, h->name_len, name))
-            return h;
-    }
-    return NULL;
+    return find_field(req->headers, req->num_headers, name);
 }
 
 /* Methods are case-sensitive (RFC 9110 9.1): "get" is a token, not GET. */
@@ -193,12 +199,89 @@ static int end_of_line(const char *buf, size_t end, size_t *p, int more)
     return SL_OK;
 }
 
+/* The part of a head's buffer that is scanned. Bytes past max_header_bytes
+ * are never looked at: running out of the scanned bytes means "need more"
+ * (*more = SL_EAGAIN) below the bound and SL_EHDRTOOBIG past it. */
+static size_t head_end(size_t len, const struct sl_http_limits *lim, int *more)
+{
+    *more = len > lim->max_header_bytes ? SL_EHDRTOOBIG : SL_EAGAIN;
+    return len < lim->max_header_bytes ? len : lim->max_header_bytes;
+}
+
+/* How many header fields a head may have: the smallest of the caller's
+ * array, the configured bound and the hard ceiling. */
+static size_t fields_cap(const struct sl_http_limits *lim, size_t hdr_cap)
+{
+    size_t cap = hdr_cap < lim->max_headers ? hdr_cap : lim->max_headers;
+    return cap < SL_LIMIT_HEADERS_MAX ? cap : SL_LIMIT_HEADERS_MAX;
+}
+
+/* Parses the field line at buf[*p] into *h, or the empty line that ends the
+ * head (then *last is set and *h untouched). h is NULL when the array is
+ * full: a field line then gives SL_ETOOMANYHDRS. Returns SL_OK and moves *p
+ * past the line, more when the bytes stop first, SL_EBADREQ for bad syntax.
+ * Both head parsers use it, so a field means the same thing to both. */
+static int field_line(const char *buf, size_t end, int more, size_t *p, struct sl_http_header *h,
+                      bool *last)
+{
+    size_t i = *p;
+    *last = false;
+    if (i == end)
+        return more;
+    char c = buf[i];
+    if (c == '\r' || c == '\n') {
+        int rc = end_of_line(buf, end, &i, more);
+        if (rc != SL_OK)
+            return rc;
+        *last = true;
+        *p = i;
+        return SL_OK;
+    }
+    /* obs-fold, or blanks before the first field (RFC 9112 2.2, 5.2): both
+     * are refused rather than guessed at. */
+    if (is_blank(c))
+        return SL_EBADREQ;
+    if (h == NULL)
+        return SL_ETOOMANYHDRS;
+
+    size_t name0 = i;
+    while (i < end && is_tchar((unsigned char)buf[i]))
+        i++;
+    if (i == end)
+        return more;
+    if (buf[i] != ':' || i == name0) /* a blank before ':' included */
+        return SL_EBADREQ;
+    size_t name_len = i - name0;
+    i++;
+    while (i < end && is_blank(buf[i]))
+        i++;
+    size_t val0 = i;
+    while (i < end && is_value_char((unsigned char)buf[i]))
+        i++;
+    size_t val_end = i;
+    int rc = end_of_line(buf, end, &i, more); /* a control byte fails here */
+    if (rc != SL_OK)
+        return rc;
+    while (val_end > val0 && is_blank(buf[val_end - 1]))
+        val_end--;
+    *h = (struct sl_http_header){
+        .name = buf + name0,
+        .name_len = name_len,
+        .value = buf + val0,
+        .value_len = val_end - val0,
+    };
+    *p = i;
+    return SL_OK;
+}
+
 /* What the framing headers said so far. */
 struct head_state {
     bool have_cl;
     uint64_t cl;
-    unsigned te_chunked; /* "chunked" codings over all Transfer-Encoding fields */
-    unsigned te_other;   /* any other coding */
+    bool have_te;
+    unsigned te_chunked;  /* "chunked" codings over all Transfer-Encoding fields */
+    unsigned te_other;    /* any other coding */
+    bool te_last_chunked; /* the last coding seen is chunked */
     bool conn_close;
     bool conn_keep_alive;
     bool expect_continue;
@@ -233,50 +316,76 @@ static int parse_content_length(const char *v, size_t n, uint64_t *out)
     return first ? SL_EBADREQ : SL_OK;
 }
 
-/* Applies one complete header field to the framing state. Checks run in
- * the order the fields arrive, so an error is found at the same byte
- * whatever the split of the input. */
-static int apply_header(struct head_state *st, const struct sl_http_request *req,
-                        const struct sl_http_header *h, const struct sl_http_limits *lim)
+/* One Content-Length field: valid, and equal to any earlier one. */
+static int merge_content_length(struct head_state *st, const struct sl_http_header *h)
+{
+    uint64_t v = 0;
+    int rc = parse_content_length(h->value, h->value_len, &v);
+    if (rc != SL_OK)
+        return rc;
+    if (st->have_cl && v != st->cl)
+        return SL_EBADREQ;
+    st->have_cl = true;
+    st->cl = v;
+    return SL_OK;
+}
+
+/* Counts the codings of one Transfer-Encoding field and returns how many it
+ * had. Empty list elements are ignored (RFC 9110 5.6.1). */
+static unsigned count_codings(struct head_state *st, const struct sl_http_header *h)
+{
+    size_t pos = 0;
+    const char *e;
+    size_t elen;
+    unsigned n = 0;
+    st->have_te = true;
+    while (next_element(h->value, h->value_len, &pos, &e, &elen)) {
+        if (elen == 0)
+            continue;
+        n++;
+        st->te_last_chunked = ieq(e, elen, "chunked");
+        if (st->te_last_chunked)
+            st->te_chunked++;
+        else
+            st->te_other++;
+    }
+    return n;
+}
+
+static void apply_connection(struct head_state *st, const struct sl_http_header *h)
+{
+    if (sl_http_value_has_token(h->value, h->value_len, "close"))
+        st->conn_close = true;
+    if (sl_http_value_has_token(h->value, h->value_len, "keep-alive"))
+        st->conn_keep_alive = true;
+}
+
+/* Applies one complete header field of a request to the framing state.
+ * Checks run in the order the fields arrive, so an error is found at the
+ * same byte whatever the split of the input. */
+static int apply_request_header(struct head_state *st, const struct sl_http_request *req,
+                                const struct sl_http_header *h, const struct sl_http_limits *lim)
 {
     if (ieq(h->name, h->name_len, "content-length")) {
-        if (st->te_chunked || st->te_other) /* request smuggling */
+        if (st->have_te) /* request smuggling */
             return SL_EBADREQ;
-        uint64_t v = 0;
-        int rc = parse_content_length(h->value, h->value_len, &v);
+        int rc = merge_content_length(st, h);
         if (rc != SL_OK)
             return rc;
-        if (st->have_cl && v != st->cl)
-            return SL_EBADREQ;
-        if (v > lim->max_body_bytes || v > (uint64_t)INT64_MAX)
+        if (st->cl > lim->max_body_bytes || st->cl > (uint64_t)INT64_MAX)
             return SL_EBODYTOOBIG;
-        st->have_cl = true;
-        st->cl = v;
     } else if (ieq(h->name, h->name_len, "transfer-encoding")) {
         /* An HTTP/1.0 peer does not know chunked: a proxy in front may
          * frame by Content-Length or close where we frame by chunks. */
         if (req->minor_version == 0 || st->have_cl)
             return SL_EBADREQ;
-        size_t pos = 0;
-        const char *e;
-        size_t elen;
-        while (next_element(h->value, h->value_len, &pos, &e, &elen)) {
-            if (elen == 0)
-                continue; /* RFC 9110 5.6.1: empty list elements are ignored */
-            if (ieq(e, elen, "chunked"))
-                st->te_chunked++;
-            else
-                st->te_other++;
-        }
+        (void)count_codings(st, h);
         if (st->te_other)
             return SL_ENOTIMPL;
         if (st->te_chunked != 1) /* none at all, or chunked applied twice */
             return SL_EBADREQ;
     } else if (ieq(h->name, h->name_len, "connection")) {
-        if (sl_http_value_has_token(h->value, h->value_len, "close"))
-            st->conn_close = true;
-        if (sl_http_value_has_token(h->value, h->value_len, "keep-alive"))
-            st->conn_keep_alive = true;
+        apply_connection(st, h);
     } else if (ieq(h->name, h->name_len, "expect")) {
         if (ieq(h->value, h->value_len, "100-continue"))
             st->expect_continue = true;
@@ -297,10 +406,8 @@ int sl_http_parse_request(const char *buf, size_t len, const struct sl_http_limi
     *req = (struct sl_http_request){.headers = hdrs, .content_length = -1};
     *consumed = 0;
 
-    /* Bytes past max_header_bytes are never looked at: running out of the
-     * scanned bytes means "need more" below the bound and 431 past it. */
-    size_t end = len < lim->max_header_bytes ? len : lim->max_header_bytes;
-    const int more = len > lim->max_header_bytes ? SL_EHDRTOOBIG : SL_EAGAIN;
+    int more;
+    size_t end = head_end(len, lim, &more);
     size_t p = 0;
     int rc;
 
@@ -368,58 +475,18 @@ int sl_http_parse_request(const char *buf, size_t len, const struct sl_http_limi
         return SL_EVERSION;
     req->minor_version = buf[v0 + 7] - '0';
 
-    size_t cap = hdr_cap < lim->max_headers ? hdr_cap : lim->max_headers;
-    if (cap > SL_LIMIT_HEADERS_MAX)
-        cap = SL_LIMIT_HEADERS_MAX;
+    size_t cap = fields_cap(lim, hdr_cap);
     struct head_state st = {0};
     size_t n = 0;
     for (;;) {
-        if (p == end)
-            return more;
-        char c = buf[p];
-        if (c == '\r' || c == '\n') {
-            rc = end_of_line(buf, end, &p, more);
-            if (rc != SL_OK)
-                return rc;
-            break;
-        }
-        /* obs-fold, or blanks before the first field (RFC 9112 2.2, 5.2):
-         * both are refused rather than guessed at. */
-        if (is_blank(c))
-            return SL_EBADREQ;
-        if (n == cap)
-            return SL_ETOOMANYHDRS;
-
-        size_t name0 = p;
-        while (p < end && is_tchar((unsigned char)buf[p]))
-            p++;
-        if (p == end)
-            return more;
-        if (buf[p] != ':' || p == name0) /* a blank before ':' included */
-            return SL_EBADREQ;
-        size_t name_len = p - name0;
-        p++;
-        while (p < end && is_blank(buf[p]))
-            p++;
-        size_t val0 = p;
-        while (p < end && is_value_char((unsigned char)buf[p]))
-            p++;
-        size_t val_end = p;
-        rc = end_of_line(buf, end, &p, more); /* a control byte fails here */
+        bool last;
+        rc = field_line(buf, end, more, &p, n < cap ? &hdrs[n] : NULL, &last);
         if (rc != SL_OK)
             return rc;
-        while (val_end > val0 && is_blank(buf[val_end - 1]))
-            val_end--;
-
-        struct sl_http_header *h = &hdrs[n++];
-        *h = (struct sl_http_header){
-            .name = buf + name0,
-            .name_len = name_len,
-            .value = buf + val0,
-            .value_len = val_end - val0,
-        };
-        req->num_headers = n;
-        rc = apply_header(&st, req, h, lim);
+        if (last)
+            break;
+        req->num_headers = ++n;
+        rc = apply_request_header(&st, req, &hdrs[n - 1], lim);
         if (rc != SL_OK)
             return rc;
     }
@@ -436,6 +503,168 @@ int sl_http_parse_request(const char *buf, size_t len, const struct sl_http_limi
     req->expect_unknown = st.expect_unknown;
     *consumed = p;
     return SL_OK;
+}
+
+/* ---- responses ---- */
+
+/* Applies one complete header field of a response to the framing state, in
+ * arrival order like the request's. */
+static int apply_response_header(struct head_state *st, const struct sl_http_header *h)
+{
+    if (ieq(h->name, h->name_len, "content-length")) {
+        if (st->have_te) /* response splitting, or a confused peer */
+            return SL_EBADREQ;
+        int rc = merge_content_length(st, h);
+        if (rc != SL_OK)
+            return rc;
+        if (st->cl > (uint64_t)INT64_MAX) /* content_length cannot hold it */
+            return SL_EBADREQ;
+    } else if (ieq(h->name, h->name_len, "transfer-encoding")) {
+        if (st->have_cl)
+            return SL_EBADREQ;
+        /* A field without codings frames nothing, and chunked must not be
+         * applied twice (RFC 9112 6.1): neither leaves a body we could
+         * delimit with confidence. */
+        if (count_codings(st, h) == 0 || st->te_chunked > 1)
+            return SL_EBADREQ;
+    } else if (ieq(h->name, h->name_len, "connection")) {
+        apply_connection(st, h);
+    }
+    return SL_OK;
+}
+
+/* "HTTP/1.x NNN[ reason]" and the line end, at buf[*p]. */
+static int status_line(const char *buf, size_t end, int more, size_t *p,
+                       struct sl_http_response *res)
+{
+    static const char shape[] = "HTTP/1.v sdd";
+    size_t i = *p;
+    int status = 0;
+    for (size_t k = 0; k < sizeof shape - 1; k++, i++) {
+        if (i == end)
+            return more;
+        char c = buf[i];
+        bool ok;
+        switch (shape[k]) {
+        case 'v':
+            ok = c == '0' || c == '1';
+            break;
+        case 's': /* status 100..999: a first digit 0 is out of range */
+            ok = c >= '1' && c <= '9';
+            break;
+        case 'd':
+            ok = c >= '0' && c <= '9';
+            break;
+        default:
+            ok = c == shape[k];
+        }
+        if (!ok)
+            return SL_EBADREQ;
+        if (shape[k] == 's' || shape[k] == 'd')
+            status = status * 10 + (c - '0');
+    }
+    res->minor_version = buf[*p + 7] - '0';
+    res->status = status;
+    /* reason-phrase may be empty, and then browsers and curl accept the
+     * line without the SP before it too. */
+    if (i == end)
+        return more;
+    if (buf[i] == ' ') {
+        i++;
+        size_t r0 = i;
+        while (i < end && is_value_char((unsigned char)buf[i]))
+            i++;
+        res->reason = buf + r0;
+        res->reason_len = i - r0;
+    } else {
+        res->reason = buf + i;
+        res->reason_len = 0;
+    }
+    int rc = end_of_line(buf, end, &i, more); /* a control byte fails here */
+    if (rc != SL_OK)
+        return rc;
+    *p = i;
+    return SL_OK;
+}
+
+/* sl_http_parse_response in the shared helpers' terms: SL_EBADREQ for
+ * anything malformed. */
+static int parse_response_head(const char *buf, size_t len, const struct sl_http_limits *lim,
+                               struct sl_http_response *res, struct sl_http_header *hdrs,
+                               size_t hdr_cap, size_t *consumed)
+{
+    int more;
+    size_t end = head_end(len, lim, &more);
+    size_t p = 0;
+    int rc = status_line(buf, end, more, &p, res);
+    if (rc != SL_OK)
+        return rc;
+
+    size_t cap = fields_cap(lim, hdr_cap);
+    struct head_state st = {0};
+    size_t n = 0;
+    for (;;) {
+        bool last;
+        rc = field_line(buf, end, more, &p, n < cap ? &hdrs[n] : NULL, &last);
+        if (rc != SL_OK)
+            return rc;
+        if (last)
+            break;
+        res->num_headers = ++n;
+        rc = apply_response_header(&st, &hdrs[n - 1]);
+        if (rc != SL_OK)
+            return rc;
+    }
+
+    if (st.have_cl)
+        res->content_length = (int64_t)st.cl;
+    res->chunked = st.te_last_chunked;
+    if (res->minor_version == 1)
+        res->keep_alive = !st.conn_close;
+    else
+        res->keep_alive = st.conn_keep_alive && !st.conn_close;
+    /* RFC 9112 6.1: an HTTP/1.0 message with Transfer-Encoding has faulty
+     * framing; the connection is closed after it. A body delimited by the
+     * close ends the connection too, and after 101 it speaks another
+     * protocol. */
+    if ((st.have_te && res->minor_version == 0) || res->status == 101 ||
+        sl_http_response_body(res, false) == SL_HTTP_BODY_CLOSE)
+        res->keep_alive = false;
+    *consumed = p;
+    return SL_OK;
+}
+
+int sl_http_parse_response(const char *buf, size_t len, const struct sl_http_limits *lim,
+                           struct sl_http_response *res, struct sl_http_header *hdrs,
+                           size_t hdr_cap, size_t *consumed)
+{
+    assert(buf != NULL || len == 0);
+    assert(lim != NULL && res != NULL && consumed != NULL);
+    assert(hdrs != NULL || hdr_cap == 0);
+
+    *res = (struct sl_http_response){.headers = hdrs, .content_length = -1};
+    *consumed = 0;
+    int rc = parse_response_head(buf, len, lim, res, hdrs, hdr_cap, consumed);
+    /* From an upstream, malformed means the peer does not speak HTTP. */
+    return rc == SL_EBADREQ ? SL_EPROTO : rc;
+}
+
+enum sl_http_body_kind sl_http_response_body(const struct sl_http_response *res, bool head_request)
+{
+    /* RFC 9112 6.3, rules 1 to 6 in order. */
+    if (head_request || res->status < 200 || res->status == 204 || res->status == 304)
+        return SL_HTTP_BODY_NONE;
+    if (res->chunked)
+        return SL_HTTP_BODY_CHUNKED;
+    if (res->content_length >= 0)
+        return SL_HTTP_BODY_LENGTH;
+    return SL_HTTP_BODY_CLOSE;
+}
+
+const struct sl_http_header *sl_http_find_response_header(const struct sl_http_response *res,
+                                                          const char *name)
+{
+    return find_field(res->headers, res->num_headers, name);
 }
 
 /* Chunked decoder states; sl_http_chunked.state holds one of these, or a
@@ -470,75 +699,78 @@ static int hex_value(unsigned char c)
     return -1;
 }
 
-/* Counts one byte of a size line (size and extensions) or of the trailer
- * section. Both are bounded tightly: they carry nothing sluice uses. */
-static bool within(size_t *counter, size_t bound)
+int sl_http_chunked_next(struct sl_http_chunked *d, const char *in, size_t len, size_t *consumed,
+                         const char **data, size_t *data_len)
 {
-    return ++*counter <= bound;
-}
-
-int sl_http_chunked_feed(struct sl_http_chunked *d, const char *in, size_t len, size_t *consumed,
-                         struct sl_buf *body)
-{
-    assert(d != NULL && consumed != NULL && body != NULL);
+    assert(d != NULL && consumed != NULL && data != NULL && data_len != NULL);
     assert(in != NULL || len == 0);
     *consumed = 0;
+    *data = in;
+    *data_len = 0;
     if (d->state < 0)
         return d->state;
     if (d->state == CHUNK_DONE)
         return SL_OK;
 
+    /* The state lives in locals while bytes are read and is written back
+     * once, at whichever exit: in may alias *d as far as the compiler
+     * knows, so a store to *d per byte would also reload what it read. */
+    int state = d->state;
+    uint64_t remaining = d->remaining;
+    size_t line_bytes = d->line_bytes;
     size_t i = 0;
     int rc = SL_EBADREQ; /* what a goto fail means unless set otherwise */
     while (i < len) {
         unsigned char c = (unsigned char)in[i];
-        switch (d->state) {
+        switch (state) {
         case CHUNK_SIZE: {
             int x = hex_value(c);
             if (x >= 0) {
-                if (d->remaining > (UINT64_MAX >> 4))
+                if (remaining > (UINT64_MAX >> 4))
                     goto fail;
-                d->remaining = d->remaining << 4 | (uint64_t)x;
+                remaining = remaining << 4 | (uint64_t)x;
                 /* Refused at the digit that crosses the bound, before any data. */
-                if (d->remaining > d->max - d->total) {
+                if (remaining > d->max - d->total) {
                     rc = SL_EBODYTOOBIG;
                     goto fail;
                 }
-                if (!within(&d->line_bytes, SL_LIMIT_CHUNK_EXT_BYTES))
+                /* Size and extensions are bounded tightly: they carry
+                 * nothing sluice uses. */
+                if (++line_bytes > SL_LIMIT_CHUNK_EXT_BYTES)
                     goto fail;
                 break;
             }
-            if (d->line_bytes == 0) /* no digits */
+            if (line_bytes == 0) /* no digits */
                 goto fail;
             if (c == '\r') {
-                d->state = CHUNK_SIZE_LF;
+                state = CHUNK_SIZE_LF;
                 break;
             }
             if (c == '\n')
                 goto size_line_done;
             if (c == ';')
-                d->state = CHUNK_EXT;
+                state = CHUNK_EXT;
             else if (is_blank((char)c))
-                d->state = CHUNK_SIZE_WS;
+                state = CHUNK_SIZE_WS;
             else
                 goto fail;
-            if (!within(&d->line_bytes, SL_LIMIT_CHUNK_EXT_BYTES))
+            if (++line_bytes > SL_LIMIT_CHUNK_EXT_BYTES)
                 goto fail;
             break;
         }
         case CHUNK_SIZE_WS: /* BWS before ';' (RFC 9112 7.1.1) */
         case CHUNK_EXT:
             if (c == '\r') {
-                d->state = CHUNK_SIZE_LF;
+                state = CHUNK_SIZE_LF;
                 break;
             }
             if (c == '\n')
                 goto size_line_done;
-            if (d->state == CHUNK_SIZE_WS && c == ';')
-                d->state = CHUNK_EXT;
-            else if (d->state == CHUNK_SIZE_WS ? !is_blank((char)c) : !is_value_char(c))
+            if (state == CHUNK_SIZE_WS && c == ';')
+                state = CHUNK_EXT;
+            else if (state == CHUNK_SIZE_WS ? !is_blank((char)c) : !is_value_char(c))
                 goto fail;
-            if (!within(&d->line_bytes, SL_LIMIT_CHUNK_EXT_BYTES))
+            if (++line_bytes > SL_LIMIT_CHUNK_EXT_BYTES)
                 goto fail;
             break;
         case CHUNK_SIZE_LF:
@@ -546,68 +778,56 @@ int sl_http_chunked_feed(struct sl_http_chunked *d, const char *in, size_t len, 
                 goto fail;
             goto size_line_done;
         case CHUNK_DATA: {
+            /* The span ends the call: the caller handles it before the
+             * framing after it is read. */
             size_t n = len - i;
-            if (n > d->remaining)
-                n = (size_t)d->remaining;
-            /* Take what the body's own ceiling allows, then fail: the result
-             * does not depend on how the input was split. */
-            size_t held = sl_buf_size(body);
-            size_t room = held < body->max ? body->max - held : 0;
-            bool refused = n > room;
-            if (refused)
-                n = room;
-            int arc = sl_buf_append(body, in + i, n);
-            if (arc != SL_OK) {
-                rc = arc == SL_ETOOBIG ? SL_EBODYTOOBIG : arc;
-                goto fail;
-            }
+            if (n > remaining)
+                n = (size_t)remaining;
+            *data = in + i;
+            *data_len = n;
             i += n;
-            d->remaining -= n;
+            remaining -= n;
             d->total += n;
-            if (refused) {
-                rc = SL_EBODYTOOBIG;
-                goto fail;
-            }
-            if (d->remaining == 0)
-                d->state = CHUNK_DATA_CR;
-            continue; /* i has moved already */
+            if (remaining == 0)
+                state = CHUNK_DATA_CR;
+            goto more;
         }
         case CHUNK_DATA_CR:
             if (c == '\r')
-                d->state = CHUNK_DATA_LF;
+                state = CHUNK_DATA_LF;
             else if (c == '\n')
-                d->state = CHUNK_SIZE;
+                state = CHUNK_SIZE;
             else
                 goto fail;
             break;
         case CHUNK_DATA_LF:
             if (c != '\n')
                 goto fail;
-            d->state = CHUNK_SIZE;
+            state = CHUNK_SIZE;
             break;
         case CHUNK_TRAILER:
             if (c == '\r') {
-                d->state = CHUNK_END_LF;
+                state = CHUNK_END_LF;
                 break;
             }
             if (c == '\n')
                 goto done;
-            d->state = CHUNK_TRAILER_LINE;
+            state = CHUNK_TRAILER_LINE;
             continue; /* the same byte starts the field line */
         case CHUNK_TRAILER_LINE:
             /* Every trailer line has a byte counted here, so the bound also
              * bounds the number of lines. */
             if (c == '\r')
-                d->state = CHUNK_TRAILER_LF;
+                state = CHUNK_TRAILER_LF;
             else if (c == '\n')
-                d->state = CHUNK_TRAILER;
-            else if (!is_value_char(c) || !within(&d->trailer_bytes, SL_LIMIT_TRAILER_BYTES))
+                state = CHUNK_TRAILER;
+            else if (!is_value_char(c) || ++d->trailer_bytes > SL_LIMIT_TRAILER_BYTES)
                 goto fail;
             break;
         case CHUNK_TRAILER_LF:
             if (c != '\n')
                 goto fail;
-            d->state = CHUNK_TRAILER;
+            state = CHUNK_TRAILER;
             break;
         case CHUNK_END_LF:
             if (c != '\n')
@@ -623,19 +843,68 @@ int sl_http_chunked_feed(struct sl_http_chunked *d, const char *in, size_t len, 
 
     size_line_done:
         i++;
-        d->line_bytes = 0;
-        d->state = d->remaining == 0 ? CHUNK_TRAILER : CHUNK_DATA;
+        line_bytes = 0;
+        state = remaining == 0 ? CHUNK_TRAILER : CHUNK_DATA;
     }
-    *consumed = i;
-    return SL_EAGAIN;
+more:
+    rc = SL_EAGAIN;
+    goto out;
 
 done:
-    d->state = CHUNK_DONE;
-    *consumed = i + 1;
-    return SL_OK;
+    state = CHUNK_DONE;
+    rc = SL_OK;
+    i++;
+    goto out;
 
 fail:
-    d->state = rc;
+    state = rc;
+
+out:
+    if (*data_len == 0 && i > 0) /* the empty run ends at *consumed too */
+        *data = in + i;
+    d->state = state;
+    d->remaining = remaining;
+    d->line_bytes = line_bytes;
     *consumed = i;
+    return rc;
+}
+
+int sl_http_chunked_feed(struct sl_http_chunked *d, const char *in, size_t len, size_t *consumed,
+                         struct sl_buf *body)
+{
+    assert(d != NULL && consumed != NULL && body != NULL);
+    assert(in != NULL || len == 0);
+    size_t pos = 0;
+    int rc;
+    do {
+        const char *data;
+        size_t used, n;
+        /* in + 0 is not computed: in may be NULL when len is 0. */
+        rc = sl_http_chunked_next(d, pos ? in + pos : in, len - pos, &used, &data, &n);
+        pos += used;
+        if (n == 0)
+            continue;
+        /* Take what the body's own ceiling allows, then fail: the result
+         * does not depend on how the input was split. */
+        size_t held = sl_buf_size(body);
+        size_t room = held < body->max ? body->max - held : 0;
+        size_t take = n < room ? n : room;
+        int arc = sl_buf_append(body, data, take);
+        if (arc == SL_OK && take == n)
+            continue;
+        if (arc != SL_OK) {
+            take = 0;
+            rc = arc == SL_ETOOBIG ? SL_EBODYTOOBIG : arc;
+        } else {
+            rc = SL_EBODYTOOBIG;
+        }
+        /* The decoder counted the whole span; give back what was not kept,
+         * and fail at the first byte of it. */
+        d->total -= n - take;
+        d->state = rc;
+        pos -= n - take;
+        break;
+    } while (rc == SL_EAGAIN && pos < len);
+    *consumed = pos;
     return rc;
 }

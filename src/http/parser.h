@@ -1,8 +1,8 @@
-/* parser.h - HTTP/1.1 request parser, sans-I/O.
- * Owns: the request line, header fields, framing (Content-Length or chunked),
- * the bounds on all of them, and the chunked body decoder.
- * Does not own: sockets, timers, memory (headers point into the caller's
- * buffer), routing, or what a response looks like. */
+/* parser.h - HTTP/1.x request and response head parsers, sans-I/O.
+ * Owns: the request and status lines, header fields, framing
+ * (Content-Length, chunked, close), the bounds on all of them, and the
+ * chunked body decoder. Does not own: sockets, timers, memory (headers point
+ * into the caller's buffer), routing, or the responses sluice writes. */
 #ifndef SL_HTTP_PARSER_H
 #define SL_HTTP_PARSER_H
 
@@ -97,9 +97,66 @@ const struct sl_http_header *sl_http_find_header(const struct sl_http_request *r
 /* True when the comma-separated header value contains token (case-insensitive). */
 bool sl_http_value_has_token(const char *value, size_t len, const char *token);
 
-/* Decoder of a chunked request body: chunk-size [; extensions] CRLF data CRLF
- * ... 0 CRLF [trailers] CRLF. Extensions and trailers are skipped, bounded by
- * SL_LIMIT_CHUNK_EXT_BYTES and SL_LIMIT_TRAILER_BYTES. */
+/* ---- responses (the upstream client's side) ---- */
+
+/* How a response's body is delimited (RFC 9112 6.3). */
+enum sl_http_body_kind {
+    SL_HTTP_BODY_NONE,    /* 1xx, 204, 304, or the answer to HEAD */
+    SL_HTTP_BODY_LENGTH,  /* Content-Length bytes */
+    SL_HTTP_BODY_CHUNKED, /* Transfer-Encoding ending in chunked */
+    SL_HTTP_BODY_CLOSE,   /* until the server closes the connection */
+};
+
+struct sl_http_response {
+    int status;         /* 100..999 */
+    int minor_version;  /* 0 or 1 */
+    const char *reason; /* borrowed, reason_len bytes (may be empty) */
+    size_t reason_len;
+    struct sl_http_header *headers; /* the caller's array */
+    size_t num_headers;
+    int64_t content_length; /* -1 when absent */
+    bool chunked;           /* Transfer-Encoding's last coding is chunked */
+    bool keep_alive;        /* from version and Connection: the connection may
+                             * carry another request after this response
+                             * (false when the body runs until the close) */
+};
+
+/* Parses a status line and header fields from buf[0..len), as the request
+ * parser does (same byte rules, CRLF or bare LF, no obsolete folding).
+ * Returns SL_OK with *consumed = bytes of the head; SL_EAGAIN when the head
+ * is not complete yet and within lim->max_header_bytes; SL_EHDRTOOBIG past
+ * it; SL_ETOOMANYHDRS past lim->max_headers or hdr_cap; SL_EPROTO for
+ * anything else malformed: not "HTTP/1.x NNN", a status outside 100..999,
+ * conflicting or invalid Content-Length (or one over INT64_MAX),
+ * Content-Length beside Transfer-Encoding, a Transfer-Encoding without
+ * codings or with chunked twice, bad header bytes. A Transfer-Encoding whose
+ * last coding is not chunked is no error: the body runs until the close
+ * (RFC 9112 6.3), so keep_alive is false, as it is for an HTTP/1.0 head with
+ * Transfer-Encoding (RFC 9112 6.1) and after 101. keep_alive assumes the
+ * request was not HEAD: a HEAD answer without framing says false where the
+ * connection could be kept (safe, at the cost of a new connection).
+ * Leading empty lines are refused. lim->max_url_bytes and max_body_bytes
+ * are not used. res is meaningful only on SL_OK; its pointers point into
+ * buf; reason is the rest of the status line after the SP that follows the
+ * status (empty when there is none). A 1xx head is returned like any other:
+ * the caller skips it and parses the next head from *consumed. */
+SL_WARN_UNUSED int sl_http_parse_response(const char *buf, size_t len,
+                                          const struct sl_http_limits *lim,
+                                          struct sl_http_response *res, struct sl_http_header *hdrs,
+                                          size_t hdr_cap, size_t *consumed);
+
+/* How the body of res is delimited; head_request: it answers a HEAD. */
+enum sl_http_body_kind sl_http_response_body(const struct sl_http_response *res, bool head_request);
+
+/* Finds a response header by name (case-insensitive); the first or NULL. */
+const struct sl_http_header *sl_http_find_response_header(const struct sl_http_response *res,
+                                                          const char *name);
+
+/* Decoder of a chunked body, a request's or a response's: chunk-size
+ * [; extensions] CRLF data CRLF ... 0 CRLF [trailers] CRLF. Extensions and
+ * trailers are skipped, bounded by SL_LIMIT_CHUNK_EXT_BYTES and
+ * SL_LIMIT_TRAILER_BYTES. Bad framing is SL_EBADREQ either way: a client
+ * of an upstream reads it as a peer that does not speak HTTP. */
 struct sl_http_chunked {
     int state;          /* private */
     uint64_t remaining; /* private: bytes left in the current chunk */
@@ -123,5 +180,21 @@ void sl_http_chunked_init(struct sl_http_chunked *d, uint64_t max_body_bytes);
  * and consume nothing. */
 SL_WARN_UNUSED int sl_http_chunked_feed(struct sl_http_chunked *d, const char *in, size_t len,
                                         size_t *consumed, struct sl_buf *body);
+
+/* The same decoder, without copying: reads in[0..len) up to the end of the
+ * next run of chunk data and points *data at it (borrowed from in, *data_len
+ * bytes, possibly 0 when the input held only framing). *consumed gets the
+ * bytes used, the data included: the run always ends there, *data + *data_len
+ * == in + *consumed, and no framing after it has been read yet. Each call
+ * reads framing up to the first data byte, so one "4a\r\n" + 74 bytes +
+ * "\r\n" chunk takes two calls: the data, then its line end. Returns SL_EAGAIN while the body goes
+ * on (call again with the rest of the input, or with the next read when *consumed == len), SL_OK
+ * when the final chunk and trailers are complete
+ * (*data_len is then 0; bytes after *consumed are not the body's), and the
+ * errors of sl_http_chunked_feed (SL_EBODYTOOBIG past max_body_bytes, whose
+ * data up to the bound is returned first). Every byte of decoded data comes
+ * back exactly once, however the input is split. */
+SL_WARN_UNUSED int sl_http_chunked_next(struct sl_http_chunked *d, const char *in, size_t len,
+                                        size_t *consumed, const char **data, size_t *data_len);
 
 #endif
