@@ -57,6 +57,8 @@
       "an upstream answer that sends nothing this long is cut with an error")                      \
     X(upstream_buffer_bytes, INT, "bytes", 1024, 524288, "16384", SL_SCOPE_GATEWAY,                \
       "receive buffer per upstream transfer (libcurl CURLOPT_BUFFERSIZE)")                         \
+    X(upstream_http, STR, "native|curl", 0, 0, "native", SL_SCOPE_GATEWAY,                         \
+      "client for http:// upstreams: sluice's own HTTP/1.1 or libcurl (https: always libcurl)")    \
     X(client_buffer_bytes, INT, "bytes", 4096, 1073741824, "262144", SL_SCOPE_GATEWAY,             \
       "unsent bytes kept for a slow client before sluice waits for its socket to drain")           \
     X(max_stream_bytes, INT, "bytes", 4096, 1073741824, "67108864", SL_SCOPE_GATEWAY,              \

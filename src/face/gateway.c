@@ -1,6 +1,7 @@
 /* gateway.c - routes of the gateway and the upstream behind them.
- * Owns: choosing the transport from the config (HTTP client or in-process
- * simulator), the upstream key, and which path goes to which face; paths
+ * Owns: choosing the transport from the config (sluice's own HTTP/1.1
+ * client for http://, libcurl for https:// or --upstream-http curl, or the
+ * in-process simulator), the upstream key, and which path goes to which face; paths
  * sluice does not serve are proxied to the upstream unchanged. */
 #include "face/gateway.h"
 
@@ -15,13 +16,15 @@
 #include "stream/stream.h"
 #include "http/server.h"
 #include "upstream/client.h"
+#include "upstream/h1.h"
 #include "upstream/sim_backend.h"
 
 struct sl_gateway {
     uv_loop_t *loop;
     const struct sl_config *cfg;
     struct sl_http_server *server;
-    struct sl_upstream_client *client; /* one of these two */
+    struct sl_upstream_h1 *h1; /* one of these three */
+    struct sl_upstream_client *client;
     struct sl_sim_backend *sim;
     struct sl_upstream_transport *t;
     struct sl_store_mem *store;
@@ -78,22 +81,45 @@ int sl_gateway_start(uv_loop_t *loop, const struct sl_config *cfg, struct sl_gat
             snprintf(auth, sizeof auth, "Authorization: Bearer %s", key);
             auth_header = auth;
         }
-        struct sl_upstream_client_opts o = {
-            .connect_timeout_ms = cfg->connect_timeout_ms,
-            .first_byte_timeout_ms = cfg->first_byte_timeout_ms,
-            .stall_timeout_ms = cfg->stall_timeout_ms,
-            .buffer_bytes = cfg->upstream_buffer_bytes,
-            .max_idle_connections = cfg->max_connections,
-            .auth_header = auth_header,
-        };
-        rc = sl_upstream_client_new(loop, cfg->upstream.v[0], &o, &gw->client);
+        const char *url = cfg->upstream.v[0];
+        bool native = sl_upstream_h1_handles(url) && strcmp(cfg->upstream_http, "curl") != 0;
+        if (strcmp(cfg->upstream_http, "native") != 0 && strcmp(cfg->upstream_http, "curl") != 0) {
+            snprintf(err, errlen, "--upstream-http: \"%s\" is neither native nor curl",
+                     cfg->upstream_http);
+            rc = SL_EINVAL;
+        } else if (native) {
+            struct sl_upstream_h1_opts o = {
+                .connect_timeout_ms = cfg->connect_timeout_ms,
+                .first_byte_timeout_ms = cfg->first_byte_timeout_ms,
+                .stall_timeout_ms = cfg->stall_timeout_ms,
+                .max_idle_connections = cfg->max_connections,
+                .auth_header = auth_header,
+            };
+            rc = sl_upstream_h1_new(loop, url, &o, &gw->h1);
+            if (rc != SL_OK)
+                snprintf(err, errlen, "--upstream %s: %s", url,
+                         rc == SL_EINVAL ? "not an http://host[:port][/path] URL"
+                                         : sl_strerror(rc));
+        } else {
+            struct sl_upstream_client_opts o = {
+                .connect_timeout_ms = cfg->connect_timeout_ms,
+                .first_byte_timeout_ms = cfg->first_byte_timeout_ms,
+                .stall_timeout_ms = cfg->stall_timeout_ms,
+                .buffer_bytes = cfg->upstream_buffer_bytes,
+                .max_idle_connections = cfg->max_connections,
+                .auth_header = auth_header,
+            };
+            rc = sl_upstream_client_new(loop, url, &o, &gw->client);
+            if (rc != SL_OK)
+                snprintf(err, errlen, "cannot make the upstream client: %s", sl_strerror(rc));
+        }
         memset(auth, 0, sizeof auth);
         if (rc != SL_OK) {
-            snprintf(err, errlen, "cannot make the upstream client: %s", sl_strerror(rc));
             free(gw);
             return rc;
         }
-        gw->t = sl_upstream_client_transport(gw->client);
+        gw->t =
+            gw->h1 ? sl_upstream_h1_transport(gw->h1) : sl_upstream_client_transport(gw->client);
     } else {
         rc = sl_sim_backend_new(loop, cfg, &gw->sim, err, errlen);
         if (rc != SL_OK) {
@@ -144,6 +170,8 @@ void sl_gateway_stop(struct sl_gateway *gw)
 
 void sl_gateway_free(struct sl_gateway *gw)
 {
+    if (gw->h1)
+        sl_upstream_h1_free(gw->h1);
     if (gw->client)
         sl_upstream_client_free(gw->client);
     if (gw->sim)

@@ -246,6 +246,7 @@ class Procs:
         self.gateways = []
         self.sims = []
         self.upstreams = []
+        self.gateway_args = []  # added to every gateway this Procs starts
 
     def sim(self, *args, fast=True):
         s = Sim((FAST if fast else []) + list(args))
@@ -253,7 +254,7 @@ class Procs:
         return s.start()
 
     def gateway(self, *args, env=None):
-        g = Gateway(list(args), env=env)
+        g = Gateway(list(args) + self.gateway_args, env=env)
         self.gateways.append(g)
         return g.start()
 

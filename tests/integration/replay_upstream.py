@@ -10,7 +10,10 @@ what the test asked for:
 - Canned(status, body, content_type): a fixed answer with Content-Length;
 - Garbage(bytes, close=True): bytes that are not HTTP, then (optionally) close;
 - Hang(): read the request and never answer (until the server stops);
-- Close(): read the request and close the connection without a byte.
+- Close(): read the request and close the connection without a byte;
+- Raw(parts, delay=s, close=False): the bytes of each part as they are (a
+  whole response, framing and all), `delay` seconds apart, then keep the
+  connection (or close it).
 
 `handler(request) -> action` decides; the default answers GET /health with
 200 and everything else with 404. Connections are kept alive between
@@ -125,6 +128,20 @@ class Hang:
 class Close:
     def send(self, sock, server):
         return False
+
+
+class Raw:
+    def __init__(self, parts, delay=0.0, close=False):
+        self.parts = [parts] if isinstance(parts, bytes) else list(parts)
+        self.delay = delay
+        self.close = close
+
+    def send(self, sock, server):
+        for i, part in enumerate(self.parts):
+            if i and self.delay:
+                time.sleep(self.delay)
+            sock.sendall(part)
+        return not self.close
 
 
 def default_handler(req):

@@ -2,7 +2,7 @@
 captures replayed byte for byte (whole and in 1-3 byte pieces), what the
 OpenAI face drops, the request as the upstream sees it (headers, body bytes),
 the statuses before the head (502, 504, pass-through), slow clients, and many
-streams at once."""
+streams at once; each through both upstream clients (--upstream-http)."""
 
 import json
 import os
@@ -22,6 +22,15 @@ from replay_upstream import Canned, Close, Garbage, Hang, Sse
 
 CHAT = "/v1/chat/completions"
 CAPTURE = "vllm-0.9.2_qwen3-0.6b_chat-stream_no-reasoning-parser.sse"
+
+
+@pytest.fixture(autouse=True, params=["native", "curl"])
+def upstream_http(request, procs):
+    """Every test here runs through both clients of http:// upstreams:
+    sluice's own HTTP/1.1 client (the default) and libcurl (what https://
+    upstreams use)."""
+    procs.gateway_args = ["--upstream-http", request.param]
+    return request.param
 
 
 def stream_or_canned(sse_bytes, nonstream_body=b'{"object":"chat.completion"}', **sse_kw):
