@@ -25,12 +25,21 @@ struct sl_follower {
     void *sink_ud;
     struct sl_store_sub sub;
     bool subscribed, listening;
-    struct sl_buf out;
+    struct sl_buf out; /* rendered bytes after `base` bytes of room for framing */
+    size_t base;
     bool pumping, again, reading, finished;
     int read_err;
     bool read_ended;
     size_t read_n;
 };
+
+/* Empties out, keeping the room for the sink's framing in front. */
+static int out_reset(struct sl_follower *f)
+{
+    static const char room[SL_HTTP_FRAME_HEAD];
+    sl_buf_reset(&f->out);
+    return sl_buf_append(&f->out, room, f->base);
+}
 
 static void follower_free(struct sl_follower *f)
 {
@@ -68,15 +77,39 @@ static void on_read_async(void *ud, int err, const struct sl_ev *evs, size_t n, 
         pump(f); /* the store answered later: go on from here */
 }
 
+/* The follower cannot go on (err) while its sink is still there: the sink
+ * closes the client. */
+static void fail(struct sl_follower *f, int err)
+{
+    const struct sl_follow_sink *sink = f->sink;
+    void *ud = f->sink_ud;
+    follower_free(f);
+    sink->fail(ud, err);
+}
+
 /* Sends what is rendered; false when the follower is gone. */
 static bool flush(struct sl_follower *f)
 {
-    if (sl_buf_size(&f->out) == 0)
+    size_t n = sl_buf_size(&f->out) - f->base;
+    if (n == 0)
         return true;
-    int rc = f->sink->write(f->sink_ud, sl_buf_ptr(&f->out), sl_buf_size(&f->out));
-    sl_buf_reset(&f->out);
-    if (rc != SL_OK) {
+    int rc;
+    if (f->sink->write_framed) {
+        static const char tail[SL_HTTP_FRAME_TAIL];
+        if (sl_buf_append(&f->out, tail, sizeof tail) != SL_OK) {
+            fail(f, SL_ENOMEM);
+            return false;
+        }
+        rc = f->sink->write_framed(f->sink_ud, f->out.data + f->out.off + f->base, n);
+    } else {
+        rc = f->sink->write(f->sink_ud, sl_buf_ptr(&f->out) + f->base, n);
+    }
+    if (rc != SL_OK) { /* the sink is gone, and freed itself */
         follower_free(f);
+        return false;
+    }
+    if (out_reset(f) != SL_OK) {
+        fail(f, SL_ENOMEM);
         return false;
     }
     return true;
@@ -101,11 +134,7 @@ static void pump(struct sl_follower *f)
             break; /* asynchronous store: on_read_async continues */
         if (f->read_err != SL_OK) {
             f->pumping = false;
-            const struct sl_follow_sink *sink = f->sink;
-            void *ud = f->sink_ud;
-            int err = f->read_err;
-            follower_free(f);
-            sink->fail(ud, err);
+            fail(f, f->read_err);
             return;
         }
         /* A short batch means the log has nothing more for now: no second
@@ -136,7 +165,27 @@ static void pump(struct sl_follower *f)
 
 static void on_sub(struct sl_store_sub *sub)
 {
-    pump(sub->data);
+    struct sl_follower *f = sub->data;
+    const struct sl_ev *ev = sub->ev;
+    sub->ev = NULL;
+    /* The event that woke us is the next one and nothing waits: render it
+     * as it is handed over (the same bytes a read would give back), no
+     * lookup, no read. */
+    if (ev && ev->seq == f->cursor + 1 && !f->pumping && !f->reading &&
+        sl_buf_size(&f->out) == f->base && f->sink->pending(f->sink_ud) < f->opts.max_unsent) {
+        int rc = f->opts.render ? f->opts.render(f->sink_ud, ev, &f->out)
+                                : sl_render_sse(&f->opts.ctx, f->opts.format, ev, &f->out);
+        if (rc == SL_OK) {
+            f->cursor = ev->seq;
+            (void)flush(f);
+            return;
+        }
+        if (out_reset(f) != SL_OK) {
+            fail(f, SL_ENOMEM);
+            return;
+        }
+    }
+    pump(f);
 }
 
 static void on_subscribed(void *ud, int err)
@@ -161,6 +210,12 @@ int sl_follow_start(struct sl_store *store, const char *id, uint64_t after_seq,
     f->sink = sink;
     f->sink_ud = sink_ud;
     sl_buf_init(&f->out, SL_FOLLOW_OUT_MAX);
+    f->base = sink->write_framed ? SL_HTTP_FRAME_HEAD : 0;
+    if (out_reset(f) != SL_OK) {
+        sl_buf_free(&f->out);
+        free(f);
+        return SL_ENOMEM;
+    }
     f->sub.cb = on_sub;
     f->sub.data = f;
     f->read_err = SL_OK;
@@ -207,6 +262,17 @@ static int sse_write(void *ud, const char *p, size_t n)
     return rc;
 }
 
+static int sse_write_framed(void *ud, char *p, size_t n)
+{
+    struct sse_client *c = ud;
+    int rc = sl_http_ex_write_framed(c->ex, p, n);
+    if (rc != SL_OK) { /* the exchange is gone; so is the follower */
+        c->f = NULL;
+        free(c);
+    }
+    return rc;
+}
+
 static size_t sse_pending(void *ud)
 {
     struct sse_client *c = ud;
@@ -228,7 +294,8 @@ static void sse_fail(void *ud, int err)
     free(c);
 }
 
-static const struct sl_follow_sink sse_sink = {sse_write, sse_pending, sse_end, sse_fail};
+static const struct sl_follow_sink sse_sink = {sse_write, sse_pending, sse_end, sse_fail,
+                                               sse_write_framed};
 
 static void sse_on_abort(struct sl_http_exchange *ex, void *ud)
 {

@@ -22,6 +22,9 @@ struct sl_follow_sink {
     /* The store failed (err): close the client's connection. The follower
      * is freed after. */
     void (*fail)(void *ud, int err);
+    /* Optional, in place of write: p has SL_HTTP_FRAME_HEAD writable bytes
+     * before it and SL_HTTP_FRAME_TAIL after p[n - 1], for framing. */
+    int (*write_framed)(void *ud, char *p, size_t n);
 };
 
 struct sl_follow_opts {

@@ -605,7 +605,7 @@ static void sink_fail(void *ud, int err)
     ws_send(ws);
 }
 
-static const struct sl_follow_sink ws_sink = {sink_write, sink_pending, sink_end, sink_fail};
+static const struct sl_follow_sink ws_sink = {sink_write, sink_pending, sink_end, sink_fail, NULL};
 
 /* Follows stream id after after on this socket; errors go to the client. */
 static void start_follow(struct ws_conn *ws, const char *id, uint64_t after, bool multi_choice,

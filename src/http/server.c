@@ -577,6 +577,31 @@ int sl_http_ex_write(struct sl_http_exchange *ex, const char *data, size_t len)
     return rc;
 }
 
+int sl_http_ex_write_framed(struct sl_http_exchange *ex, char *data, size_t len)
+{
+    if (len == 0 || ex->is_head)
+        return SL_OK;
+    if (!ex->chunked)
+        return sl_http_ex_write(ex, data, len);
+    static const char hex[] = "0123456789abcdef";
+    char *p = data - 2;
+    p[0] = '\r';
+    p[1] = '\n';
+    size_t v = len;
+    do {
+        *--p = hex[v & 15];
+        v >>= 4;
+    } while (v);
+    data[len] = '\r';
+    data[len + 1] = '\n';
+    struct conn *c = ex->conn;
+    uv_buf_t b = uv_buf_init(p, (unsigned)(data + len + 2 - p));
+    c->in_ex_call = true;
+    int rc = conn_send(c, &b, 1);
+    c->in_ex_call = false;
+    return rc;
+}
+
 int sl_http_ex_end(struct sl_http_exchange *ex)
 {
     int rc = SL_OK;

@@ -71,6 +71,15 @@ SL_WARN_UNUSED int sl_http_ex_start_fixed(struct sl_http_exchange *ex, int statu
  * is gone or was closed because the client fell more than max_write_buffer_bytes behind (the abort
  * callback has then run). */
 SL_WARN_UNUSED int sl_http_ex_write(struct sl_http_exchange *ex, const char *data, size_t len);
+/* Room sl_http_ex_write_framed needs before the data (a chunk size of up to
+ * 16 hex digits and its CRLF) and after it (the CRLF ending the chunk). */
+#define SL_HTTP_FRAME_HEAD 18
+#define SL_HTTP_FRAME_TAIL 2
+/* As sl_http_ex_write, but data[-SL_HTTP_FRAME_HEAD .. -1] and
+ * data[len .. len + SL_HTTP_FRAME_TAIL - 1] are the caller's to overwrite:
+ * the chunk's framing is put there, so that the chunk leaves in one piece
+ * (one write, no copy). */
+SL_WARN_UNUSED int sl_http_ex_write_framed(struct sl_http_exchange *ex, char *data, size_t len);
 /* Sends the last chunk. Ends the exchange whatever it returns. */
 int sl_http_ex_end(struct sl_http_exchange *ex);
 /* Cuts the connection without ending the response (the abort callback is

@@ -49,6 +49,7 @@ struct sl_log {
     size_t hint_off;
     uint64_t hint_gen;
     struct sl_log_watcher *watchers;
+    const struct sl_ev *appended; /* while watchers are told of an append */
 };
 
 static size_t rec_size(size_t stored_raw, size_t text_len)
@@ -95,6 +96,44 @@ void sl_log_free(struct sl_log *log)
     free(log);
 }
 
+/* Bytes a[0..n) and b[0..n) have in common from the start, compared a word
+ * at a time (every token's chunk is compared with its block's first). */
+static size_t common_prefix(const char *a, const char *b, size_t n)
+{
+    size_t i = 0;
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    for (; i + 8 <= n; i += 8) {
+        uint64_t x, y;
+        memcpy(&x, a + i, 8);
+        memcpy(&y, b + i, 8);
+        if (x != y)
+            return i + ((size_t)__builtin_ctzll(x ^ y) >> 3);
+    }
+#endif
+    while (i < n && a[i] == b[i])
+        i++;
+    return i;
+}
+
+/* Bytes the n bytes before a_end and before b_end have in common from the
+ * end. */
+static size_t common_suffix(const char *a_end, const char *b_end, size_t n)
+{
+    size_t i = 0;
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    for (; i + 8 <= n; i += 8) {
+        uint64_t x, y;
+        memcpy(&x, a_end - i - 8, 8);
+        memcpy(&y, b_end - i - 8, 8);
+        if (x != y)
+            return i + ((size_t)__builtin_clzll(x ^ y) >> 3);
+    }
+#endif
+    while (i < n && a_end[-1 - (ptrdiff_t)i] == b_end[-1 - (ptrdiff_t)i])
+        i++;
+    return i;
+}
+
 static void notify(struct sl_log *log)
 {
     struct sl_log_watcher *w = log->watchers;
@@ -119,10 +158,8 @@ int sl_log_append(struct sl_log *log, enum sl_ev_type type, uint32_t choice, con
         size_t klen;
         const char *k = key_raw(b, &klen);
         size_t lim = klen < raw_len ? klen : raw_len;
-        while (pre < lim && k[pre] == raw[pre])
-            pre++;
-        while (suf < lim - pre && k[klen - 1 - suf] == raw[raw_len - 1 - suf])
-            suf++;
+        pre = common_prefix(k, raw, lim);
+        suf = common_suffix(k + klen, raw + raw_len, lim - pre);
         if (pre + suf < SL_LOG_MIN_SHARED)
             pre = suf = 0;
     }
@@ -167,7 +204,12 @@ int sl_log_append(struct sl_log *log, enum sl_ev_type type, uint32_t choice, con
     log->last_seq++;
     if (seq)
         *seq = log->last_seq;
-    notify(log);
+    if (log->watchers) {
+        struct sl_ev ev = {log->last_seq, type, choice, raw, raw_len, text, text_len};
+        log->appended = &ev;
+        notify(log);
+        log->appended = NULL;
+    }
     return SL_OK;
 }
 
@@ -177,6 +219,11 @@ void sl_log_end(struct sl_log *log)
         return;
     log->ended = true;
     notify(log);
+}
+
+const struct sl_ev *sl_log_appended(const struct sl_log *log)
+{
+    return log->appended;
 }
 
 bool sl_log_ended(const struct sl_log *log)

@@ -69,6 +69,12 @@ void sl_log_free(struct sl_log *log);
 SL_WARN_UNUSED int sl_log_append(struct sl_log *log, enum sl_ev_type type, uint32_t choice,
                                  const char *raw, size_t raw_len, const char *text, size_t text_len,
                                  uint64_t *seq);
+/* While the watchers are told of an append: the event just appended (raw
+ * whole, borrowed from the appender's input: the same bytes a read gives
+ * back), so that a reader that is caught up needs no read. NULL when they
+ * are told of the end, and outside a watcher callback. */
+const struct sl_ev *sl_log_appended(const struct sl_log *log);
+
 /* No more events: tells the watchers. */
 void sl_log_end(struct sl_log *log);
 bool sl_log_ended(const struct sl_log *log);

@@ -39,6 +39,10 @@ typedef void (*sl_store_sub_cb)(struct sl_store_sub *sub);
 struct sl_store_sub {
     sl_store_sub_cb cb;
     void *data;
+    /* Set during cb when the store has the event that woke it at hand (the
+     * memory store: the one just appended), borrowed for the call; a reader
+     * whose next event it is may take it instead of reading. Else NULL. */
+    const struct sl_ev *ev;
     /* private */
     struct sl_log_watcher w;
     struct sl_stream *s;

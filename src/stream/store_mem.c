@@ -374,9 +374,9 @@ static void mem_read(struct sl_store *base, const char *id, uint64_t after, size
 
 static void on_sub_watch(struct sl_log_watcher *w, struct sl_log *log)
 {
-    (void)log;
     struct sl_store_sub *sub = w->data;
-    sub->cb(sub);
+    sub->ev = sl_log_appended(log);
+    sub->cb(sub); /* may unsubscribe and free sub */
 }
 
 static void mem_subscribe(struct sl_store *base, const char *id, struct sl_store_sub *sub,

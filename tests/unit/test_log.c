@@ -215,6 +215,118 @@ static void test_similar_chunks_are_stored_small_and_read_whole(void **state)
     sl_log_free(log);
 }
 
+/* Chunks that differ from the block's first at one byte, at every position
+ * and with every length around the word size of the comparison, and
+ * chunks that are a prefix or a suffix of it: each reads back whole. */
+static void test_differences_at_every_position_read_back_whole(void **state)
+{
+    (void)state;
+    struct sl_log *log = sl_log_new(1 << 26);
+    char key[80], raw[96];
+    for (size_t i = 0; i < sizeof key; i++)
+        key[i] = (char)('A' + i % 50);
+    struct want {
+        size_t len;
+        char bytes[96];
+    } *wants = calloc(20000, sizeof *wants);
+    assert_non_null(wants);
+    size_t n = 0;
+    for (size_t len = 60; len <= sizeof key + 9; len++) {
+        /* a block per length: its first chunk is the key itself */
+        for (size_t pos = 0; pos <= len && n < 20000; pos++) {
+            size_t klen = len < sizeof key ? len : sizeof key;
+            memcpy(raw, key, klen);
+            for (size_t i = klen; i < len; i++)
+                raw[i] = 'z';
+            if (pos < len)
+                raw[pos] = '#'; /* one differing byte (pos == len: none) */
+            memcpy(wants[n].bytes, raw, len);
+            wants[n].len = len;
+            n++;
+            assert_int_equal(sl_log_append(log, SL_EV_CONTENT, 0, raw, len, "", 0, NULL), SL_OK);
+        }
+        /* a prefix and a suffix of the key */
+        for (size_t cut = 1; cut < 20 && n + 2 <= 20000; cut++) {
+            memcpy(wants[n].bytes, key, sizeof key - cut);
+            wants[n].len = sizeof key - cut;
+            assert_int_equal(
+                sl_log_append(log, SL_EV_CONTENT, 0, key, sizeof key - cut, "", 0, NULL), SL_OK);
+            n++;
+            memcpy(wants[n].bytes, key + cut, sizeof key - cut);
+            wants[n].len = sizeof key - cut;
+            assert_int_equal(
+                sl_log_append(log, SL_EV_CONTENT, 0, key + cut, sizeof key - cut, "", 0, NULL),
+                SL_OK);
+            n++;
+        }
+    }
+    struct sl_log_cursor c;
+    assert_int_equal(sl_log_cursor_init(log, &c, 0), SL_OK);
+    struct sl_ev ev;
+    for (size_t i = 0; i < n; i++) {
+        assert_int_equal(sl_log_read(log, &c, &ev, &scratch), 1);
+        assert_int_equal(ev.raw_len, wants[i].len);
+        assert_memory_equal(ev.raw, wants[i].bytes, wants[i].len);
+    }
+    free(wants);
+    sl_log_free(log);
+}
+
+/* While watchers are told of an append, the log hands them the event just
+ * appended, equal to what a read gives back; NULL at the end. */
+struct handoff {
+    struct sl_log_watcher w;
+    int seen, ends;
+    uint64_t last_seq;
+    char raw[64];
+    size_t raw_len;
+};
+
+static void on_handoff(struct sl_log_watcher *w, struct sl_log *log)
+{
+    struct handoff *h = w->data;
+    const struct sl_ev *ev = sl_log_appended(log);
+    if (sl_log_ended(log)) {
+        assert_null(ev);
+        h->ends++;
+        return;
+    }
+    assert_non_null(ev);
+    assert_int_equal(ev->seq, sl_log_last_seq(log));
+    assert_true(ev->raw_len < sizeof h->raw);
+    memcpy(h->raw, ev->raw, ev->raw_len);
+    h->raw_len = ev->raw_len;
+    h->last_seq = ev->seq;
+    h->seen++;
+}
+
+static void test_watchers_get_the_appended_event(void **state)
+{
+    (void)state;
+    struct sl_log *log = sl_log_new(1 << 20);
+    struct handoff h = {{on_handoff, NULL, NULL, NULL}, 0, 0, 0, {0}, 0};
+    h.w.data = &h;
+    sl_log_watch(log, &h.w);
+    struct sl_log_cursor c;
+    assert_int_equal(sl_log_cursor_init(log, &c, 0), SL_OK);
+    char raw[40];
+    for (int i = 0; i < 50; i++) {
+        int n = snprintf(raw, sizeof raw, "{\"same prefix\":%d,\"same suffix\"}", i);
+        assert_int_equal(sl_log_append(log, SL_EV_CONTENT, 0, raw, (size_t)n, "t", 1, NULL), SL_OK);
+        assert_null(sl_log_appended(log));
+        struct sl_ev ev;
+        assert_int_equal(sl_log_read(log, &c, &ev, &scratch), 1);
+        assert_int_equal(h.last_seq, ev.seq);
+        assert_int_equal(h.raw_len, ev.raw_len);
+        assert_memory_equal(h.raw, ev.raw, ev.raw_len);
+    }
+    sl_log_end(log);
+    assert_int_equal(h.seen, 50);
+    assert_int_equal(h.ends, 1);
+    sl_log_unwatch(log, &h.w);
+    sl_log_free(log);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -224,6 +336,8 @@ int main(void)
         cmocka_unit_test(test_watchers),
         cmocka_unit_test(test_trim_keeps_cursors_valid),
         cmocka_unit_test(test_similar_chunks_are_stored_small_and_read_whole),
+        cmocka_unit_test(test_differences_at_every_position_read_back_whole),
+        cmocka_unit_test(test_watchers_get_the_appended_event),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
