@@ -5,7 +5,9 @@
  * error bodies (face/errors.c). */
 #include "http/server.h"
 
+#include <errno.h>
 #include <stdlib.h>
+#include <sys/socket.h>
 #include <string.h>
 #include <strings.h>
 
@@ -30,6 +32,7 @@ enum read_timer_mode { RT_NONE, RT_IDLE, RT_HEADER, RT_BODY, RT_LINGER };
 
 struct conn {
     uv_tcp_t tcp;
+    int fd; /* tcp's descriptor, for send() */
     uv_timer_t read_timer;
     uv_timer_t write_timer;
     uv_shutdown_t shutdown_req;
@@ -287,6 +290,28 @@ static void on_write(uv_write_t *req, int status)
     }
 }
 
+/* Writes what the socket takes now, while nothing waits in libuv's queue:
+ * send() (sendmsg() for several pieces) on the descriptor, where libuv's
+ * uv_try_write would call write() or writev(), which go through the file
+ * layer (a position lock, more checks) on every token. Returns the bytes
+ * written, 0 when the socket is full, or -errno. */
+static ssize_t try_send(struct conn *c, const uv_buf_t *bufs, unsigned nbufs)
+{
+    ssize_t n;
+    do {
+        if (nbufs == 1) {
+            n = send(c->fd, bufs[0].base, bufs[0].len, MSG_DONTWAIT | MSG_NOSIGNAL);
+        } else {
+            /* uv_buf_t is laid out as struct iovec on Unix (uv.h). */
+            struct msghdr m = {.msg_iov = (struct iovec *)bufs, .msg_iovlen = nbufs};
+            n = sendmsg(c->fd, &m, MSG_DONTWAIT | MSG_NOSIGNAL);
+        }
+    } while (n < 0 && errno == EINTR);
+    if (n >= 0)
+        return n;
+    return errno == EAGAIN || errno == EWOULDBLOCK ? 0 : -errno;
+}
+
 /* Queues the pieces in order; writes at once what the socket takes.
  * SL_ECLOSED when the connection is gone or the client is over its bound
  * (the connection is then closed). */
@@ -301,10 +326,10 @@ static int conn_send(struct conn *c, const uv_buf_t *bufs, unsigned nbufs)
         return SL_OK;
     size_t done = 0;
     if (c->pending == 0) {
-        int n = uv_try_write((uv_stream_t *)&c->tcp, bufs, nbufs);
+        ssize_t n = try_send(c, bufs, nbufs);
         if (n > 0)
             done = (size_t)n;
-        else if (n < 0 && n != UV_EAGAIN) {
+        else if (n < 0) {
             conn_close(c);
             return SL_ECLOSED;
         }
@@ -883,6 +908,12 @@ static void on_connection(uv_stream_t *ls, int status)
         conn_close(c);
         return;
     }
+    uv_os_fd_t fd;
+    if (uv_fileno((uv_handle_t *)&c->tcp, &fd) != 0) {
+        conn_close(c);
+        return;
+    }
+    c->fd = fd;
     uv_tcp_nodelay(&c->tcp, 1);
     c->state = CONN_HEAD;
     set_reading(c, true);

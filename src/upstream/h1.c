@@ -5,13 +5,20 @@
  * one read buffer shared by every connection of the loop (a stream costs no
  * buffer of its own between reads), connect / first-byte / stall timeouts,
  * one retry when a reused connection turns out to have been closed, and
- * cancelling by closing the connection. Does not own: what the body means. */
+ * cancelling by closing the connection. Does not own: what the body means.
+ * Sockets are driven with uv_poll and send()/recv() on the descriptor: a
+ * token costs one recv(), where libuv's streams would read() through the
+ * file layer. */
 #include "upstream/h1.h"
 
+#include <errno.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "core/buf.h"
 #include "core/limits.h"
@@ -67,20 +74,22 @@ struct h1_resolve {
 };
 
 struct h1_conn {
-    uv_tcp_t tcp;
+    uv_poll_t poll;   /* live once the socket exists (poll_on) */
     uv_timer_t timer; /* connect, first byte, stall, or a deferred failure */
-    uv_connect_t connect_req;
+    int fd;           /* -1 until the socket exists; closed with poll */
+    int poll_events;  /* what poll waits for now */
+    int connect_err;  /* connect() failed at once: reported from the timer */
     struct sl_upstream_h1 *c;
     struct sl_upstream_req *req; /* the request on it, NULL when idle */
     struct h1_conn *prev, *next; /* the idle list */
     struct h1_addrs *addrs;      /* while connecting to a resolved name */
     struct h1_resolve *resolve;  /* while resolving */
     uint64_t connect_start;
-    int handles; /* tcp and timer not closed yet */
+    int handles; /* poll and timer not closed yet */
     enum conn_state state;
+    bool poll_on; /* poll was initialised */
     bool reused;  /* carried an earlier request */
-    bool writing; /* part of the request waits in a uv_write */
-    bool reading;
+    bool writing; /* part of the request waits for the socket */
 };
 
 struct sl_upstream_req {
@@ -90,6 +99,7 @@ struct sl_upstream_req {
     void *ud;
     char *out; /* the request's bytes, kept until the first response byte (retry) */
     size_t out_len;
+    size_t out_sent;       /* on the current connection */
     uint64_t t0;           /* loop time of the start */
     uint64_t last_data_ms; /* loop time of the last body bytes */
     struct sl_buf head;    /* a response head split across reads */
@@ -107,17 +117,12 @@ struct sl_upstream_req {
     bool in_cb;     /* an owner callback is on the stack */
 };
 
-struct h1_write {
-    uv_write_t req;
-    struct h1_conn *conn;
-    char data[];
-};
-
 static void conn_close(struct h1_conn *k);
 static void conn_lost(struct h1_conn *k, ssize_t err);
 static void attempt(struct sl_upstream_req *r, bool allow_idle);
 static void conn_connect(struct h1_conn *k, const struct sockaddr *sa);
-static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
+static void on_poll(uv_poll_t *p, int status, int events);
+static void connect_failed(struct h1_conn *k, int err);
 
 /* ---- connections -------------------------------------------------------- */
 
@@ -147,6 +152,10 @@ static void client_free_fields(struct sl_upstream_h1 *c)
 static void on_conn_handle_closed(uv_handle_t *h)
 {
     struct h1_conn *k = h->data;
+    if (h == (uv_handle_t *)&k->poll && k->fd >= 0) {
+        close(k->fd); /* only now: libuv has let go of it */
+        k->fd = -1;
+    }
     if (--k->handles > 0)
         return;
     struct sl_upstream_h1 *c = k->c;
@@ -161,17 +170,22 @@ static struct h1_conn *conn_new(struct sl_upstream_h1 *c)
     struct h1_conn *k = calloc(1, sizeof *k);
     if (k == NULL)
         return NULL;
-    if (uv_tcp_init(c->loop, &k->tcp) != 0) {
-        free(k);
-        return NULL;
-    }
     uv_timer_init(c->loop, &k->timer);
     k->c = c;
-    k->tcp.data = k;
+    k->fd = -1;
     k->timer.data = k;
-    k->handles = 2;
+    k->handles = 1;
     c->nconns++;
     return k;
+}
+
+/* Makes poll wait for events (UV_READABLE, UV_WRITABLE), if not already. */
+static void poll_set(struct h1_conn *k, int events)
+{
+    if (k->poll_events == events)
+        return;
+    k->poll_events = events;
+    uv_poll_start(&k->poll, events, on_poll);
 }
 
 /* Closes the connection (the upstream sees it: vLLM aborts what it ran).
@@ -190,7 +204,13 @@ static void conn_close(struct h1_conn *k)
     free(k->addrs);
     k->addrs = NULL;
     k->req = NULL;
-    uv_close((uv_handle_t *)&k->tcp, on_conn_handle_closed);
+    if (k->poll_on) {
+        uv_poll_stop(&k->poll);
+        uv_close((uv_handle_t *)&k->poll, on_conn_handle_closed); /* closes fd */
+    } else if (k->fd >= 0) {
+        close(k->fd);
+        k->fd = -1;
+    }
     uv_close((uv_handle_t *)&k->timer, on_conn_handle_closed);
 }
 
@@ -205,7 +225,8 @@ static void conn_release(struct h1_conn *k, bool reusable)
         return;
     }
     uv_timer_stop(&k->timer);
-    uv_unref((uv_handle_t *)&k->tcp); /* an idle connection keeps no loop running */
+    poll_set(k, UV_READABLE);          /* a close by the upstream is seen */
+    uv_unref((uv_handle_t *)&k->poll); /* an idle connection keeps no loop running */
     k->state = CONN_IDLE;
     k->reused = true;
     k->prev = NULL;
@@ -263,6 +284,10 @@ static void on_timer(uv_timer_t *t)
         return;
     if (r->fail_err != SL_OK) {
         req_end(r, r->fail_err, r->fail_what, false);
+        return;
+    }
+    if (k->connect_err) {
+        connect_failed(k, k->connect_err);
         return;
     }
     uint64_t now = uv_now(k->c->loop);
@@ -328,69 +353,40 @@ static void arm(struct h1_conn *k)
 
 /* ---- writing the request ------------------------------------------------ */
 
-static void on_write(uv_write_t *w, int status)
+/* Writes what the socket takes of the request; poll waits for room for
+ * the rest. A broken connection shows on the read side. */
+static void write_some(struct h1_conn *k)
 {
-    struct h1_write *hw = (struct h1_write *)w;
-    struct h1_conn *k = hw->conn;
-    free(hw);
+    struct sl_upstream_req *r = k->req;
+    while (r->out_sent < r->out_len) {
+        ssize_t n = send(k->fd, r->out + r->out_sent, r->out_len - r->out_sent,
+                         MSG_DONTWAIT | MSG_NOSIGNAL);
+        if (n > 0) {
+            r->out_sent += (size_t)n;
+            continue;
+        }
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            k->writing = true;
+            poll_set(k, UV_READABLE | UV_WRITABLE);
+            return;
+        }
+        break; /* EPIPE, ECONNRESET: the read side reports it */
+    }
     k->writing = false;
-    if (status < 0 && k->state == CONN_ACTIVE)
-        conn_lost(k, status);
+    poll_set(k, UV_READABLE);
 }
 
-/* A write failed inside a call that may not run callbacks: report it from
- * the loop. */
-static void on_lost_timer(uv_timer_t *t)
-{
-    conn_lost(t->data, UV_EPIPE);
-}
-
-static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
-{
-    (void)suggested;
-    struct h1_conn *k = h->data;
-    *buf = uv_buf_init(k->c->readbuf, sizeof k->c->readbuf);
-}
-
-/* Sends the request on the connected k. Failures show as a closed
- * connection on the read side (or, synchronously, through fail_later). */
+/* Sends the request on the connected k. */
 static void conn_send(struct h1_conn *k)
 {
     struct sl_upstream_req *r = k->req;
     k->state = CONN_ACTIVE;
     r->got_bytes = false;
+    r->out_sent = 0;
     arm(k);
-    if (!k->reading) {
-        if (uv_read_start((uv_stream_t *)&k->tcp, on_alloc, on_read) != 0) {
-            fail_later(r, SL_ECLOSED, "the upstream closed the connection");
-            return;
-        }
-        k->reading = true;
-    }
-    uv_buf_t b = uv_buf_init(r->out, (unsigned)r->out_len);
-    int n = uv_try_write((uv_stream_t *)&k->tcp, &b, 1);
-    size_t done = n > 0 ? (size_t)n : 0;
-    if (n < 0 && n != UV_EAGAIN) {
-        uv_timer_start(&k->timer, on_lost_timer, 0, 0);
-        return;
-    }
-    if (done == r->out_len)
-        return;
-    size_t rest = r->out_len - done;
-    struct h1_write *w = malloc(sizeof *w + rest);
-    if (w == NULL) {
-        fail_later(r, SL_ENOMEM, "out of memory");
-        return;
-    }
-    memcpy(w->data, r->out + done, rest);
-    w->conn = k;
-    b = uv_buf_init(w->data, (unsigned)rest);
-    if (uv_write(&w->req, (uv_stream_t *)&k->tcp, &b, 1, on_write) != 0) {
-        free(w);
-        fail_later(r, SL_ECLOSED, "the upstream closed the connection");
-        return;
-    }
-    k->writing = true;
+    write_some(k);
 }
 
 /* ---- connecting --------------------------------------------------------- */
@@ -421,38 +417,66 @@ static void move_on(struct sl_upstream_req *r, struct h1_conn *k, struct h1_addr
     }
 }
 
-static void on_connect(uv_connect_t *cr, int status)
+/* Connecting to an address failed (err: a positive errno): the next
+ * address, or the end of the request. */
+static void connect_failed(struct h1_conn *k, int err)
 {
-    struct h1_conn *k = cr->handle->data;
-    if (k->state == CONN_CLOSING)
-        return;
     struct sl_upstream_req *r = k->req;
-    if (status == 0) {
-        free(k->addrs);
-        k->addrs = NULL;
-        uv_tcp_nodelay(&k->tcp, 1);
-        conn_send(k);
-        return;
-    }
-    if (k->addrs && k->addrs->next < k->addrs->n && status != UV_ETIMEDOUT) {
+    if (k->addrs && k->addrs->next < k->addrs->n && err != ETIMEDOUT) {
         struct h1_addrs *rest = k->addrs;
         k->addrs = NULL;
         move_on(r, k, rest);
         return;
     }
-    if (status == UV_ETIMEDOUT)
+    if (err == ETIMEDOUT)
         req_end(r, SL_ETIMEDOUT, "connecting to the upstream timed out", false);
     else
         req_end(r, SL_EUNAVAIL, "the upstream refused the connection", false);
 }
 
+static void connected(struct h1_conn *k)
+{
+    free(k->addrs);
+    k->addrs = NULL;
+    conn_send(k);
+}
+
+/* Starts connecting k to sa. Failures are reported from the loop, never
+ * from inside this call. */
 static void conn_connect(struct h1_conn *k, const struct sockaddr *sa)
 {
     k->state = CONN_CONNECTING;
     arm(k);
-    int rc = uv_tcp_connect(&k->connect_req, &k->tcp, sa, on_connect);
-    if (rc != 0)
-        fail_later(k->req, SL_EUNAVAIL, "the upstream refused the connection");
+    int fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        fail_later(k->req, SL_EUNAVAIL, "cannot make a socket for the upstream");
+        return;
+    }
+    int one = 1;
+    (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    if (uv_poll_init_socket(k->c->loop, &k->poll, fd) != 0) {
+        close(fd);
+        fail_later(k->req, SL_EUNAVAIL, "cannot make a socket for the upstream");
+        return;
+    }
+    k->fd = fd;
+    k->poll.data = k;
+    k->poll_on = true;
+    k->handles++;
+    socklen_t len =
+        sa->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
+    int rc;
+    do
+        rc = connect(fd, sa, len);
+    while (rc < 0 && errno == EINTR);
+    if (rc == 0 || errno == EINPROGRESS) {
+        /* Writable once connected (or failed); a connection made at once
+         * is taken up from the loop as well. */
+        poll_set(k, UV_WRITABLE);
+        return;
+    }
+    k->connect_err = errno;
+    uv_timer_start(&k->timer, on_timer, 0, 0);
 }
 
 static void on_resolved(uv_getaddrinfo_t *g, int status, struct addrinfo *ai)
@@ -490,7 +514,7 @@ static void attempt(struct sl_upstream_req *r, bool allow_idle)
     if (k == NULL && allow_idle && c->idle) {
         k = c->idle;
         idle_unlink(k);
-        uv_ref((uv_handle_t *)&k->tcp);
+        uv_ref((uv_handle_t *)&k->poll);
         k->req = r;
         r->conn = k;
         conn_send(k);
@@ -599,6 +623,13 @@ static bool head_done(struct sl_upstream_req *r, const struct sl_http_response *
     r->head_done = true;
     r->kind = sl_http_response_body(res, r->head_request);
     r->keep_alive = res->keep_alive && r->kind != SL_HTTP_BODY_CLOSE;
+    if (r->out_sent < r->out_len) {
+        /* Answered before the request was all sent (an early error): send
+         * no more; the connection cannot carry another request. */
+        r->keep_alive = false;
+        r->conn->writing = false;
+        poll_set(r->conn, UV_READABLE);
+    }
     r->body_left = res->content_length > 0 ? (uint64_t)res->content_length : 0;
     sl_http_chunked_init(&r->chunked, UINT64_MAX);
     free(r->out); /* answered: no retry from here */
@@ -688,25 +719,66 @@ static bool head_bytes(struct sl_upstream_req *r, const char *p, size_t n)
     }
 }
 
-static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+/* Reads of one readable event at most, so that one busy upstream does
+ * not starve the rest of the loop (libuv's streams stop at 32). */
+#define SL_H1_READS_PER_EVENT 16
+
+static void on_poll(uv_poll_t *p, int status, int events)
 {
-    struct h1_conn *k = s->data;
-    if (k->state == CONN_CLOSING || nread == 0)
+    struct h1_conn *k = p->data;
+    if (k->state == CONN_CLOSING)
         return;
-    struct sl_upstream_req *r = k->req;
-    if (nread > 0) {
+    if (k->state == CONN_CONNECTING) {
+        int err = 0;
+        socklen_t len = sizeof err;
+        if (status < 0 || getsockopt(k->fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0)
+            err = status < 0 ? -status : errno;
+        if (err == 0 && !(events & UV_WRITABLE))
+            return; /* still connecting */
+        if (err != 0) {
+            connect_failed(k, err);
+            return;
+        }
+        connected(k);
+        return;
+    }
+    if (status < 0) {
+        conn_lost(k, status);
+        return;
+    }
+    if ((events & UV_WRITABLE) && k->writing && k->req) {
+        write_some(k);
+        if (k->state == CONN_CLOSING)
+            return;
+    }
+    if (!(events & UV_READABLE))
+        return;
+    char *buf = k->c->readbuf;
+    for (int i = 0; i < SL_H1_READS_PER_EVENT; i++) {
+        ssize_t n = recv(k->fd, buf, sizeof k->c->readbuf, MSG_DONTWAIT);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            return;
+        if (n <= 0) {
+            conn_lost(k, n == 0 ? UV_EOF : -errno);
+            return;
+        }
+        struct sl_upstream_req *r = k->req;
         if (r == NULL) { /* bytes nobody asked for: this connection is done */
             conn_close(k);
             return;
         }
         r->got_bytes = true;
         if (r->head_done)
-            (void)body_bytes(r, buf->base, (size_t)nread);
+            (void)body_bytes(r, buf, (size_t)n);
         else
-            (void)head_bytes(r, buf->base, (size_t)nread);
-        return;
+            (void)head_bytes(r, buf, (size_t)n);
+        /* A short read took what there was; the request may also have
+         * ended, and the connection with it or gone idle. */
+        if ((size_t)n < sizeof k->c->readbuf || k->state != CONN_ACTIVE || k->req != r)
+            return;
     }
-    conn_lost(k, nread);
 }
 
 /* The upstream closed the connection, or it broke (err: UV_EOF or another
