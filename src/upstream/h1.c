@@ -27,6 +27,10 @@
 /* Bytes of a response head (status line and header fields); past it the
  * upstream is taken as broken. vLLM sends about 150. */
 #define SL_H1_HEAD_BYTES (64 * 1024)
+/* Bytes gathered while a head is split across reads: the head's bound
+ * plus one read, which may carry body bytes behind the head's end (the
+ * parser itself stops at SL_H1_HEAD_BYTES). */
+#define SL_H1_HEAD_GATHER (SL_H1_HEAD_BYTES + SL_LIMIT_READ_CHUNK)
 /* Response header fields passed to on_head. */
 #define SL_H1_MAX_HEADERS 100
 /* Addresses of a host name tried in turn when connecting. */
@@ -89,6 +93,7 @@ struct h1_conn {
     enum conn_state state;
     bool poll_on; /* poll was initialised */
     bool reused;  /* carried an earlier request */
+    bool broken;  /* the socket reported an error: never reused */
     bool writing; /* part of the request waits for the socket */
 };
 
@@ -123,6 +128,7 @@ static void attempt(struct sl_upstream_req *r, bool allow_idle);
 static void conn_connect(struct h1_conn *k, const struct sockaddr *sa);
 static void on_poll(uv_poll_t *p, int status, int events);
 static void connect_failed(struct h1_conn *k, int err);
+static void move_on(struct sl_upstream_req *r, struct h1_conn *k, struct h1_addrs *rest);
 
 /* ---- connections -------------------------------------------------------- */
 
@@ -198,7 +204,8 @@ static void conn_close(struct h1_conn *k)
         idle_unlink(k);
     k->state = CONN_CLOSING;
     if (k->resolve) {
-        k->resolve->conn = NULL; /* its callback frees it */
+        k->resolve->conn = NULL;                       /* its callback frees it */
+        (void)uv_cancel((uv_req_t *)&k->resolve->gai); /* a shutdown need not wait */
         k->resolve = NULL;
     }
     free(k->addrs);
@@ -220,7 +227,8 @@ static void conn_release(struct h1_conn *k, bool reusable)
 {
     struct sl_upstream_h1 *c = k->c;
     k->req = NULL;
-    if (!reusable || k->writing || c->closing || (size_t)c->opts.max_idle_connections <= c->nidle) {
+    if (!reusable || k->writing || k->broken || c->closing ||
+        (size_t)c->opts.max_idle_connections <= c->nidle) {
         conn_close(k);
         return;
     }
@@ -307,6 +315,14 @@ static void on_timer(uv_timer_t *t)
     if (k->state == CONN_RESOLVING || k->state == CONN_CONNECTING) {
         uint64_t conn_due = k->connect_start + (uint64_t)o->connect_timeout_ms;
         if (now >= conn_due && conn_due <= first_due) {
+            if (k->addrs && k->addrs->next < k->addrs->n) {
+                /* This address does not answer: the next one (the first
+                 * byte timeout still bounds the whole). */
+                struct h1_addrs *rest = k->addrs;
+                k->addrs = NULL;
+                move_on(r, k, rest);
+                return;
+            }
             req_end(r, SL_ETIMEDOUT, "connecting to the upstream timed out", false);
             return;
         }
@@ -465,11 +481,9 @@ static void conn_connect(struct h1_conn *k, const struct sockaddr *sa)
     k->handles++;
     socklen_t len =
         sa->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
-    int rc;
-    do
-        rc = connect(fd, sa, len);
-    while (rc < 0 && errno == EINTR);
-    if (rc == 0 || errno == EINPROGRESS) {
+    /* EINTR: the connection goes on in the background, as EINPROGRESS. */
+    int rc = connect(fd, sa, len);
+    if (rc == 0 || errno == EINPROGRESS || errno == EINTR) {
         /* Writable once connected (or failed); a connection made at once
          * is taken up from the loop as well. */
         poll_set(k, UV_WRITABLE);
@@ -712,7 +726,7 @@ static bool head_bytes(struct sl_upstream_req *r, const char *p, size_t n)
         /* The head lies in r->head: the owner borrows it for on_head, then
          * the rest is body. Take the buffer so that it survives. */
         struct sl_buf held = r->head;
-        sl_buf_init(&r->head, SL_H1_HEAD_BYTES);
+        sl_buf_init(&r->head, SL_H1_HEAD_GATHER);
         bool go = head_done(r, &res, sl_buf_ptr(&held) + used, sl_buf_size(&held) - used);
         sl_buf_free(&held);
         return go;
@@ -729,10 +743,13 @@ static void on_poll(uv_poll_t *p, int status, int events)
     if (k->state == CONN_CLOSING)
         return;
     if (k->state == CONN_CONNECTING) {
+        /* SO_ERROR says why, also when libuv reports only an error. */
         int err = 0;
         socklen_t len = sizeof err;
-        if (status < 0 || getsockopt(k->fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0)
-            err = status < 0 ? -status : errno;
+        if (getsockopt(k->fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0)
+            err = errno;
+        if (err == 0 && status < 0)
+            err = -status;
         if (err == 0 && !(events & UV_WRITABLE))
             return; /* still connecting */
         if (err != 0) {
@@ -743,8 +760,12 @@ static void on_poll(uv_poll_t *p, int status, int events)
         return;
     }
     if (status < 0) {
-        conn_lost(k, status);
-        return;
+        /* An error (a reset, say) reported without readability, and libuv
+         * has stopped the handle: what the upstream sent before it is
+         * still queued, and recv() gives it first, then the error. */
+        k->broken = true;
+        k->poll_events = 0;
+        events = UV_READABLE;
     }
     if ((events & UV_WRITABLE) && k->writing && k->req) {
         write_some(k);
@@ -792,7 +813,10 @@ static void conn_lost(struct h1_conn *k, ssize_t err)
     }
     if (!r->got_bytes && k->reused && !r->retried && r->out) {
         /* A kept-alive connection the upstream had closed as we sent:
-         * nothing was answered, so send it again on a new connection. */
+         * nothing was answered, so send it again on a new connection. A
+         * POST may then reach the upstream twice if it had read it and died
+         * before answering; curl and nginx retry the same way, and a server
+         * closes an idle connection only between requests. */
         r->retried = true;
         move_on(r, k, NULL);
         return;
@@ -872,7 +896,7 @@ static int h1_start(struct sl_upstream_transport *t, const struct sl_upstream_se
     r->ud = ud;
     r->t0 = uv_now(c->loop);
     r->head_request = strcmp(s->method, "HEAD") == 0;
-    sl_buf_init(&r->head, SL_H1_HEAD_BYTES);
+    sl_buf_init(&r->head, SL_H1_HEAD_GATHER);
     if (build_request(c, s, r) != SL_OK) {
         req_free(r);
         return SL_ENOMEM;

@@ -31,8 +31,9 @@ struct sl_upstream_cbs {
     bool (*on_data)(void *ud, const char *p, size_t n);
     /* The transfer ended: SL_OK (complete body), SL_EUNAVAIL (could not
      * connect), SL_EPROTO (not HTTP), SL_ETIMEDOUT (connect, first byte or
-     * stall timeout; *what says which), SL_ECLOSED (closed mid-body). The
-     * request is freed after this returns. */
+     * stall timeout; *what says which), SL_ECLOSED (closed mid-body),
+     * SL_ENOMEM (sluice ran out of memory). The request is freed after this
+     * returns. */
     void (*on_end)(void *ud, int err, const char *what);
 };
 

@@ -11,9 +11,9 @@ what the test asked for:
 - Garbage(bytes, close=True): bytes that are not HTTP, then (optionally) close;
 - Hang(): read the request and never answer (until the server stops);
 - Close(): read the request and close the connection without a byte;
-- Raw(parts, delay=s, close=False): the bytes of each part as they are (a
-  whole response, framing and all), `delay` seconds apart, then keep the
-  connection (or close it).
+- Raw(parts, delay=s, close=False, reset=False): the bytes of each part as
+  they are (a whole response, framing and all), `delay` seconds apart, then
+  keep the connection (or close it; reset: with a TCP reset).
 
 `handler(request) -> action` decides; the default answers GET /health with
 200 and everything else with 404. Connections are kept alive between
@@ -24,6 +24,7 @@ Run standalone for manual poking: python3 replay_upstream.py FILE.sse [PORT]
 
 import random
 import socket
+import struct
 import sys
 import threading
 import time
@@ -131,16 +132,19 @@ class Close:
 
 
 class Raw:
-    def __init__(self, parts, delay=0.0, close=False):
+    def __init__(self, parts, delay=0.0, close=False, reset=False):
         self.parts = [parts] if isinstance(parts, bytes) else list(parts)
         self.delay = delay
-        self.close = close
+        self.close = close or reset
+        self.reset = reset
 
     def send(self, sock, server):
         for i, part in enumerate(self.parts):
             if i and self.delay:
                 time.sleep(self.delay)
             sock.sendall(part)
+        if self.reset:  # close with RST: linger on, zero seconds
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         return not self.close
 
 
