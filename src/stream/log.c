@@ -34,24 +34,6 @@ struct sl_log_block {
     char data[];
 };
 
-struct sl_log {
-    struct sl_log_block *head, *tail;
-    uint64_t last_seq;
-    uint64_t first_seq; /* the oldest event still held */
-    size_t bytes, max_bytes;
-    size_t next_block;
-    uint64_t gen; /* bumped by each trim that frees a block */
-    bool ended;
-    /* Where the last read stopped: a reader that comes back for the next
-     * event (the usual case) needs no seek. */
-    uint64_t hint_seq;
-    struct sl_log_block *hint_blk;
-    size_t hint_off;
-    uint64_t hint_gen;
-    struct sl_log_watcher *watchers;
-    const struct sl_ev *appended; /* while watchers are told of an append */
-};
-
 static size_t rec_size(size_t stored_raw, size_t text_len)
 {
     size_t n = sizeof(struct rec) + stored_raw + text_len;
@@ -72,14 +54,29 @@ static const char *key_raw(const struct sl_log_block *b, size_t *len)
     return b->data + sizeof k;
 }
 
+void sl_log_init(struct sl_log *log, size_t max_bytes)
+{
+    *log =
+        (struct sl_log){.max_bytes = max_bytes, .next_block = SL_LOG_FIRST_BLOCK, .first_seq = 1};
+}
+
+void sl_log_fini(struct sl_log *log)
+{
+    struct sl_log_block *b = log->head;
+    while (b) {
+        struct sl_log_block *next = b->next;
+        free(b);
+        b = next;
+    }
+    log->head = log->tail = NULL;
+}
+
 struct sl_log *sl_log_new(size_t max_bytes)
 {
-    struct sl_log *log = calloc(1, sizeof *log);
+    struct sl_log *log = malloc(sizeof *log);
     if (log == NULL)
         return NULL;
-    log->max_bytes = max_bytes;
-    log->next_block = SL_LOG_FIRST_BLOCK;
-    log->first_seq = 1;
+    sl_log_init(log, max_bytes);
     return log;
 }
 
@@ -87,12 +84,7 @@ void sl_log_free(struct sl_log *log)
 {
     if (log == NULL)
         return;
-    struct sl_log_block *b = log->head;
-    while (b) {
-        struct sl_log_block *next = b->next;
-        free(b);
-        b = next;
-    }
+    sl_log_fini(log);
     free(log);
 }
 

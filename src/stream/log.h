@@ -37,8 +37,30 @@ struct sl_ev {
     size_t text_len;
 };
 
-struct sl_log;
 struct sl_log_block;
+struct sl_log_watcher;
+
+/* A log. Its fields are private; it is public so that a stream can hold
+ * its log in its own allocation (one pointer and one cache miss less per
+ * token). What an append touches comes first. */
+struct sl_log {
+    struct sl_log_block *tail;
+    uint64_t last_seq;
+    size_t bytes, max_bytes;
+    struct sl_log_watcher *watchers;
+    const struct sl_ev *appended; /* while watchers are told of an append */
+    size_t next_block;
+    bool ended;
+    struct sl_log_block *head;
+    uint64_t first_seq; /* the oldest event still held */
+    uint64_t gen;       /* bumped by each trim that frees a block */
+    /* Where the last read stopped: a reader that comes back for the next
+     * event (the usual case) needs no seek. */
+    uint64_t hint_seq;
+    struct sl_log_block *hint_blk;
+    size_t hint_off;
+    uint64_t hint_gen;
+};
 
 /* A reader's position: the next event it will read. */
 struct sl_log_cursor {
@@ -49,7 +71,6 @@ struct sl_log_cursor {
 };
 
 /* Told after each append and when the log ends. */
-struct sl_log_watcher;
 typedef void (*sl_log_watch_cb)(struct sl_log_watcher *w, struct sl_log *log);
 struct sl_log_watcher {
     sl_log_watch_cb cb;
@@ -62,6 +83,10 @@ struct sl_log_watcher {
 struct sl_log *sl_log_new(size_t max_bytes);
 /* Frees the log and its events; watchers must have been removed. */
 void sl_log_free(struct sl_log *log);
+/* The same for a log in the caller's memory: an empty log of max_bytes;
+ * sl_log_fini frees its events (not log). */
+void sl_log_init(struct sl_log *log, size_t max_bytes);
+void sl_log_fini(struct sl_log *log);
 
 /* Appends one event (copies raw and text) and tells the watchers.
  * *seq gets its number (may be NULL). SL_EINVAL after sl_log_end;

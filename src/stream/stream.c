@@ -64,7 +64,7 @@ __attribute__((noinline)) static void stream_free(struct sl_stream *s)
 {
     if (s->ingest_on)
         sl_ingest_free(&s->ingest);
-    sl_log_free(s->log);
+    sl_log_fini(s->log);
     sl_buf_free(&s->reply);
     sl_buf_free(&s->reply_head);
     if (s->stall_init)
@@ -229,11 +229,8 @@ int sl_stream_start(uv_loop_t *loop, struct sl_upstream_transport *t,
     struct sl_stream *s = calloc(1, sizeof *s);
     if (s == NULL)
         return SL_ENOMEM;
-    s->log = sl_log_new(opts->max_log_bytes);
-    if (s->log == NULL) {
-        free(s);
-        return SL_ENOMEM;
-    }
+    s->log = &s->log_mem;
+    sl_log_init(s->log, opts->max_log_bytes);
     sl_stream_new_id(s->id);
     s->state = SL_STREAM_STARTING;
     s->loop = loop;

@@ -50,19 +50,25 @@ struct sl_stream_opts {
 };
 
 struct sl_stream {
-    char id[SL_STREAM_ID_CHARS + 1];
+    /* What every token touches first, together. */
     enum sl_stream_state state;
-    struct sl_log *log;
+    int refs;
+    struct sl_upstream_req *up;
+    struct sl_log *log; /* &log_mem */
+    uv_loop_t *loop;
+    uint64_t last_data_ms; /* loop time of the upstream's last bytes */
+    bool ingest_on;        /* s->ingest was initialised */
+    struct sl_log log_mem;
+    struct sl_ingest ingest;
+    /* The rest. */
+    char id[SL_STREAM_ID_CHARS + 1];
     const char *upstream; /* the transport's name */
     int64_t created;      /* unix seconds */
     uint64_t grace_ms;    /* generation goes on this long with nobody listening */
     bool show_usage;      /* the creator asked for usage: replays show it too */
     bool multi_choice;    /* n > 1: compact events carry "choice" */
-    struct sl_ingest ingest;
     /* private */
-    uv_loop_t *loop;
     struct sl_upstream_transport *t;
-    struct sl_upstream_req *up;
     const struct sl_stream_owner *owner;
     void *owner_ud;
     struct sl_stream_opts opts;
@@ -71,10 +77,7 @@ struct sl_stream {
     struct sl_buf reply_head; /* header lines kept until the body is whole */
     uv_timer_t stall;         /* live while the event stream runs */
     bool stall_init;
-    uint64_t last_data_ms;           /* loop time of the upstream's last bytes */
-    bool ingest_on;                  /* s->ingest was initialised */
     struct sl_stream *pprev, *pnext; /* streams whose upstream request runs */
-    int refs;
 };
 
 /* Fills id with a fresh stream id (NUL-terminated). */
