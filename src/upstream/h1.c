@@ -77,49 +77,53 @@ struct h1_resolve {
     struct h1_conn *conn; /* NULL once the connection gave up waiting */
 };
 
+/* What a token touches comes right after the poll handle, whose tail
+ * (the io watcher) libuv has just read: the same cache line. */
 struct h1_conn {
-    uv_poll_t poll;   /* live once the socket exists (poll_on) */
-    uv_timer_t timer; /* connect, first byte, stall, or a deferred failure */
-    int fd;           /* -1 until the socket exists; closed with poll */
-    int poll_events;  /* what poll waits for now */
-    int connect_err;  /* connect() failed at once: reported from the timer */
-    struct sl_upstream_h1 *c;
+    uv_poll_t poll; /* live once the socket exists (poll_on) */
+    enum conn_state state;
+    int fd;                      /* -1 until the socket exists; closed with poll */
     struct sl_upstream_req *req; /* the request on it, NULL when idle */
+    struct sl_upstream_h1 *c;
+    int poll_events;             /* what poll waits for now */
+    bool writing;                /* part of the request waits for the socket */
+    bool poll_on;                /* poll was initialised */
+    bool reused;                 /* carried an earlier request */
+    bool broken;                 /* the socket reported an error: never reused */
+    uv_timer_t timer;            /* connect, first byte, stall, or a deferred failure */
+    int connect_err;             /* connect() failed at once: reported from the timer */
+    int handles;                 /* poll and timer not closed yet */
     struct h1_conn *prev, *next; /* the idle list */
     struct h1_addrs *addrs;      /* while connecting to a resolved name */
     struct h1_resolve *resolve;  /* while resolving */
     uint64_t connect_start;
-    int handles; /* poll and timer not closed yet */
-    enum conn_state state;
-    bool poll_on; /* poll was initialised */
-    bool reused;  /* carried an earlier request */
-    bool broken;  /* the socket reported an error: never reused */
-    bool writing; /* part of the request waits for the socket */
 };
 
 struct sl_upstream_req {
-    struct sl_upstream_h1 *c;
-    struct h1_conn *conn;
-    struct sl_upstream_cbs cbs;
-    void *ud;
-    char *out; /* the request's bytes, kept until the first response byte (retry) */
-    size_t out_len;
-    size_t out_sent;       /* on the current connection */
-    uint64_t t0;           /* loop time of the start */
-    uint64_t last_data_ms; /* loop time of the last body bytes */
-    struct sl_buf head;    /* a response head split across reads */
-    enum sl_http_body_kind kind;
-    uint64_t body_left; /* SL_HTTP_BODY_LENGTH */
-    struct sl_http_chunked chunked;
-    int fail_err; /* a failure to report from the timer (never inside start) */
-    const char *fail_what;
-    bool head_request;
+    /* What a token touches first. */
     bool head_done;
-    bool keep_alive;
     bool got_bytes; /* the current connection sent any response byte */
-    bool retried;
     bool cancelled; /* the owner is gone: no callback may run */
     bool in_cb;     /* an owner callback is on the stack */
+    enum sl_http_body_kind kind;
+    struct sl_upstream_h1 *c;
+    uint64_t last_data_ms; /* loop time of the last body bytes */
+    struct sl_upstream_cbs cbs;
+    void *ud;
+    uint64_t body_left; /* SL_HTTP_BODY_LENGTH */
+    struct sl_http_chunked chunked;
+    /* The rest. */
+    struct h1_conn *conn;
+    char *out; /* the request's bytes, kept until the first response byte (retry) */
+    size_t out_len;
+    size_t out_sent;    /* on the current connection */
+    uint64_t t0;        /* loop time of the start */
+    struct sl_buf head; /* a response head split across reads */
+    int fail_err;       /* a failure to report from the timer (never inside start) */
+    const char *fail_what;
+    bool head_request;
+    bool keep_alive;
+    bool retried;
 };
 
 static void conn_close(struct h1_conn *k);
