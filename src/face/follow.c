@@ -87,32 +87,77 @@ static void fail(struct sl_follower *f, int err)
     sink->fail(ud, err);
 }
 
-/* Sends what is rendered; false when the follower is gone. */
-static bool flush(struct sl_follower *f)
+/* Sends out[base..] (rendered after the framing room); false when the
+ * follower is gone. out is left holding bytes to drop. */
+static bool send_out(struct sl_follower *f, struct sl_buf *out)
 {
-    size_t n = sl_buf_size(&f->out) - f->base;
+    size_t n = sl_buf_size(out) - f->base;
     if (n == 0)
         return true;
     int rc;
     if (f->sink->write_framed) {
         static const char tail[SL_HTTP_FRAME_TAIL];
-        if (sl_buf_append(&f->out, tail, sizeof tail) != SL_OK) {
+        if (sl_buf_append(out, tail, sizeof tail) != SL_OK) {
             fail(f, SL_ENOMEM);
             return false;
         }
-        rc = f->sink->write_framed(f->sink_ud, f->out.data + f->out.off + f->base, n);
+        rc = f->sink->write_framed(f->sink_ud, out->data + out->off + f->base, n);
     } else {
-        rc = f->sink->write(f->sink_ud, sl_buf_ptr(&f->out) + f->base, n);
+        rc = f->sink->write(f->sink_ud, sl_buf_ptr(out) + f->base, n);
     }
     if (rc != SL_OK) { /* the sink is gone, and freed itself */
         follower_free(f);
         return false;
     }
+    return true;
+}
+
+/* Sends what is rendered; false when the follower is gone. */
+static bool flush(struct sl_follower *f)
+{
+    if (!send_out(f, &f->out))
+        return false;
     if (out_reset(f) != SL_OK) {
         fail(f, SL_ENOMEM);
         return false;
     }
     return true;
+}
+
+/* One event rendered and sent at once needs no buffer of its own: it goes
+ * through this one, which stays warm in the cache, where a follower's own
+ * buffer would be cold by its next token (one loop per thread). */
+static _Thread_local struct sl_buf one_event;
+static _Thread_local bool one_event_busy;
+
+void sl_follow_thread_done(void)
+{
+    sl_buf_free(&one_event);
+}
+
+/* Renders ev into the shared buffer and sends it. SL_OK, or false in *gone
+ * when the follower went; an error return leaves f as it was. */
+static int send_one(struct sl_follower *f, const struct sl_ev *ev, bool *gone)
+{
+    static const char room[SL_HTTP_FRAME_HEAD];
+    struct sl_buf *out = &one_event;
+    *gone = false;
+    if (out->max == 0)
+        sl_buf_init(out, SL_FOLLOW_OUT_MAX);
+    sl_buf_reset(out);
+    int rc = sl_buf_append(out, room, f->base);
+    if (rc == SL_OK)
+        rc = f->opts.render ? f->opts.render(f->sink_ud, ev, out)
+                            : sl_render_sse(&f->opts.ctx, f->opts.format, ev, out);
+    if (rc != SL_OK)
+        return rc;
+    f->cursor = ev->seq;
+    one_event_busy = true;
+    *gone = !send_out(f, out);
+    one_event_busy = false;
+    if (out->cap > SL_FOLLOW_BATCH_BYTES)
+        sl_buf_free(out); /* a rare big event does not stay */
+    return SL_OK;
 }
 
 static void pump(struct sl_follower *f)
@@ -171,19 +216,11 @@ static void on_sub(struct sl_store_sub *sub)
     /* The event that woke us is the next one and nothing waits: render it
      * as it is handed over (the same bytes a read would give back), no
      * lookup, no read. */
-    if (ev && ev->seq == f->cursor + 1 && !f->pumping && !f->reading &&
+    if (ev && ev->seq == f->cursor + 1 && !f->pumping && !f->reading && !one_event_busy &&
         sl_buf_size(&f->out) == f->base && f->sink->pending(f->sink_ud) < f->opts.max_unsent) {
-        int rc = f->opts.render ? f->opts.render(f->sink_ud, ev, &f->out)
-                                : sl_render_sse(&f->opts.ctx, f->opts.format, ev, &f->out);
-        if (rc == SL_OK) {
-            f->cursor = ev->seq;
-            (void)flush(f);
-            return;
-        }
-        if (out_reset(f) != SL_OK) {
-            fail(f, SL_ENOMEM);
-            return;
-        }
+        bool gone;
+        if (send_one(f, ev, &gone) == SL_OK)
+            return; /* sent, or the follower went with its sink */
     }
     pump(f);
 }

@@ -42,6 +42,9 @@ SL_WARN_UNUSED int sl_follow_start(struct sl_store *store, const char *id, uint6
                                    const struct sl_follow_opts *opts,
                                    const struct sl_follow_sink *sink, void *sink_ud,
                                    struct sl_follower **out);
+/* This thread serves no more followers: frees what they shared. */
+void sl_follow_thread_done(void);
+
 /* The sink drained below max_unsent / 2: go on. */
 void sl_follow_drain(struct sl_follower *f);
 /* The client left: stop following (no sink callback runs after this). */

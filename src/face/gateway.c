@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "face/follow.h"
 #include "face/openai.h"
 #include "face/proxy.h"
 #include "face/streams.h"
@@ -170,6 +171,7 @@ void sl_gateway_stop(struct sl_gateway *gw)
 
 void sl_gateway_free(struct sl_gateway *gw)
 {
+    sl_follow_thread_done();
     if (gw->h1)
         sl_upstream_h1_free(gw->h1);
     if (gw->client)
