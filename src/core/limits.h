@@ -37,6 +37,23 @@
 #define SL_LIMIT_TOMBSTONES   65536
 #define SL_LIMIT_TOMBSTONE_MS (24ull * 3600 * 1000)
 
+/* Bytes of an upstream's response head (status line and header fields),
+ * for sluice's own HTTP/1.1 client; past it the upstream is taken as
+ * broken. vLLM sends about 150. */
+#define SL_LIMIT_UPSTREAM_HEAD_BYTES (64 * 1024)
+/* Bytes gathered while such a head is split across reads: the head's
+ * bound plus one read, which may carry body bytes behind the head's end
+ * (the parser itself stops at SL_LIMIT_UPSTREAM_HEAD_BYTES). */
+#define SL_LIMIT_UPSTREAM_HEAD_GATHER (SL_LIMIT_UPSTREAM_HEAD_BYTES + SL_LIMIT_READ_CHUNK)
+/* Response header fields passed on from an upstream. */
+#define SL_LIMIT_UPSTREAM_HEADERS 100
+/* Addresses of an upstream's host name tried in turn when connecting. */
+#define SL_LIMIT_UPSTREAM_ADDRS 8
+/* Reads of one upstream connection per readable event, so that one busy
+ * upstream does not starve the rest of the loop (libuv's streams stop at
+ * 32). */
+#define SL_LIMIT_UPSTREAM_READS_PER_EVENT 16
+
 /* Upstreams in one configuration (the config list bound). */
 #define SL_LIMIT_UPSTREAMS 64
 

@@ -24,18 +24,6 @@
 #include "core/limits.h"
 #include "http/parser.h"
 
-/* Bytes of a response head (status line and header fields); past it the
- * upstream is taken as broken. vLLM sends about 150. */
-#define SL_H1_HEAD_BYTES (64 * 1024)
-/* Bytes gathered while a head is split across reads: the head's bound
- * plus one read, which may carry body bytes behind the head's end (the
- * parser itself stops at SL_H1_HEAD_BYTES). */
-#define SL_H1_HEAD_GATHER (SL_H1_HEAD_BYTES + SL_LIMIT_READ_CHUNK)
-/* Response header fields passed to on_head. */
-#define SL_H1_MAX_HEADERS 100
-/* Addresses of a host name tried in turn when connecting. */
-#define SL_H1_MAX_ADDRS 8
-
 struct h1_conn;
 
 struct sl_upstream_h1 {
@@ -68,7 +56,7 @@ enum conn_state {
 /* The addresses still to try for a new connection. */
 struct h1_addrs {
     size_t n, next;
-    struct sockaddr_storage a[SL_H1_MAX_ADDRS];
+    struct sockaddr_storage a[SL_LIMIT_UPSTREAM_ADDRS];
 };
 
 /* A resolution in flight; outlives a connection closed meanwhile. */
@@ -509,7 +497,7 @@ static void on_resolved(uv_getaddrinfo_t *g, int status, struct addrinfo *ai)
     k->resolve = NULL;
     struct h1_addrs *a = calloc(1, sizeof *a);
     if (a != NULL && status == 0) {
-        for (struct addrinfo *p = ai; p && a->n < SL_H1_MAX_ADDRS; p = p->ai_next) {
+        for (struct addrinfo *p = ai; p && a->n < SL_LIMIT_UPSTREAM_ADDRS; p = p->ai_next) {
             if (p->ai_addrlen <= sizeof a->a[0])
                 memcpy(&a->a[a->n++], p->ai_addr, p->ai_addrlen);
         }
@@ -634,7 +622,7 @@ static bool body_bytes(struct sl_upstream_req *r, const char *p, size_t n)
 static bool head_done(struct sl_upstream_req *r, const struct sl_http_response *res,
                       const char *rest, size_t rest_len)
 {
-    struct sl_upstream_header hdrs[SL_H1_MAX_HEADERS];
+    struct sl_upstream_header hdrs[SL_LIMIT_UPSTREAM_HEADERS];
     for (size_t i = 0; i < res->num_headers; i++)
         hdrs[i] = (struct sl_upstream_header){res->headers[i].name, res->headers[i].name_len,
                                               res->headers[i].value, res->headers[i].value_len};
@@ -673,8 +661,8 @@ static bool head_done(struct sl_upstream_req *r, const struct sl_http_response *
 static bool head_bytes(struct sl_upstream_req *r, const char *p, size_t n)
 {
     static const struct sl_http_limits lim = {
-        .max_header_bytes = SL_H1_HEAD_BYTES,
-        .max_headers = SL_H1_MAX_HEADERS,
+        .max_header_bytes = SL_LIMIT_UPSTREAM_HEAD_BYTES,
+        .max_headers = SL_LIMIT_UPSTREAM_HEADERS,
     };
     for (;;) {
         const char *buf = p;
@@ -689,9 +677,9 @@ static bool head_bytes(struct sl_upstream_req *r, const char *p, size_t n)
             len = sl_buf_size(&r->head);
         }
         struct sl_http_response res;
-        struct sl_http_header hh[SL_H1_MAX_HEADERS];
+        struct sl_http_header hh[SL_LIMIT_UPSTREAM_HEADERS];
         size_t used;
-        int rc = sl_http_parse_response(buf, len, &lim, &res, hh, SL_H1_MAX_HEADERS, &used);
+        int rc = sl_http_parse_response(buf, len, &lim, &res, hh, SL_LIMIT_UPSTREAM_HEADERS, &used);
         if (rc == SL_EAGAIN) {
             if (!gathered && sl_buf_append(&r->head, p, n) != SL_OK) {
                 req_end(r, SL_EPROTO, "the upstream's response head is too large", false);
@@ -730,16 +718,12 @@ static bool head_bytes(struct sl_upstream_req *r, const char *p, size_t n)
         /* The head lies in r->head: the owner borrows it for on_head, then
          * the rest is body. Take the buffer so that it survives. */
         struct sl_buf held = r->head;
-        sl_buf_init(&r->head, SL_H1_HEAD_GATHER);
+        sl_buf_init(&r->head, SL_LIMIT_UPSTREAM_HEAD_GATHER);
         bool go = head_done(r, &res, sl_buf_ptr(&held) + used, sl_buf_size(&held) - used);
         sl_buf_free(&held);
         return go;
     }
 }
-
-/* Reads of one readable event at most, so that one busy upstream does
- * not starve the rest of the loop (libuv's streams stop at 32). */
-#define SL_H1_READS_PER_EVENT 16
 
 static void on_poll(uv_poll_t *p, int status, int events)
 {
@@ -779,7 +763,7 @@ static void on_poll(uv_poll_t *p, int status, int events)
     if (!(events & UV_READABLE))
         return;
     char *buf = k->c->readbuf;
-    for (int i = 0; i < SL_H1_READS_PER_EVENT; i++) {
+    for (int i = 0; i < SL_LIMIT_UPSTREAM_READS_PER_EVENT; i++) {
         ssize_t n = recv(k->fd, buf, sizeof k->c->readbuf, MSG_DONTWAIT);
         if (n < 0 && errno == EINTR)
             continue;
@@ -900,7 +884,7 @@ static int h1_start(struct sl_upstream_transport *t, const struct sl_upstream_se
     r->ud = ud;
     r->t0 = uv_now(c->loop);
     r->head_request = strcmp(s->method, "HEAD") == 0;
-    sl_buf_init(&r->head, SL_H1_HEAD_GATHER);
+    sl_buf_init(&r->head, SL_LIMIT_UPSTREAM_HEAD_GATHER);
     if (build_request(c, s, r) != SL_OK) {
         req_free(r);
         return SL_ENOMEM;
