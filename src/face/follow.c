@@ -33,12 +33,12 @@ struct sl_follower {
     size_t read_n;
 };
 
-/* Empties out, keeping the room for the sink's framing in front. */
-static int out_reset(struct sl_follower *f)
+/* Empties out, keeping room for the sink's framing (base bytes) in front. */
+static int out_begin(struct sl_buf *out, size_t base)
 {
     static const char room[SL_HTTP_FRAME_HEAD];
-    sl_buf_reset(&f->out);
-    return sl_buf_append(&f->out, room, f->base);
+    sl_buf_reset(out);
+    return sl_buf_append(out, room, base);
 }
 
 static void follower_free(struct sl_follower *f)
@@ -117,7 +117,7 @@ static bool flush(struct sl_follower *f)
 {
     if (!send_out(f, &f->out))
         return false;
-    if (out_reset(f) != SL_OK) {
+    if (out_begin(&f->out, f->base) != SL_OK) {
         fail(f, SL_ENOMEM);
         return false;
     }
@@ -135,17 +135,14 @@ void sl_follow_thread_done(void)
     sl_buf_free(&one_event);
 }
 
-/* Renders ev into the shared buffer and sends it. SL_OK, or false in *gone
- * when the follower went; an error return leaves f as it was. */
-static int send_one(struct sl_follower *f, const struct sl_ev *ev, bool *gone)
+/* Renders ev into the shared buffer and sends it: SL_OK when it was sent
+ * (or the follower went with its sink); an error leaves f as it was. */
+static int send_one(struct sl_follower *f, const struct sl_ev *ev)
 {
-    static const char room[SL_HTTP_FRAME_HEAD];
     struct sl_buf *out = &one_event;
-    *gone = false;
     if (out->max == 0)
         sl_buf_init(out, SL_FOLLOW_OUT_MAX);
-    sl_buf_reset(out);
-    int rc = sl_buf_append(out, room, f->base);
+    int rc = out_begin(out, f->base);
     if (rc == SL_OK)
         rc = f->opts.render ? f->opts.render(f->sink_ud, ev, out)
                             : sl_render_sse(&f->opts.ctx, f->opts.format, ev, out);
@@ -153,7 +150,7 @@ static int send_one(struct sl_follower *f, const struct sl_ev *ev, bool *gone)
         return rc;
     f->cursor = ev->seq;
     one_event_busy = true;
-    *gone = !send_out(f, out);
+    (void)send_out(f, out);
     one_event_busy = false;
     if (out->cap > SL_FOLLOW_BATCH_BYTES)
         sl_buf_free(out); /* a rare big event does not stay */
@@ -218,9 +215,8 @@ static void on_sub(struct sl_store_sub *sub)
      * lookup, no read. */
     if (ev && ev->seq == f->cursor + 1 && !f->pumping && !f->reading && !one_event_busy &&
         sl_buf_size(&f->out) == f->base && f->sink->pending(f->sink_ud) < f->opts.max_unsent) {
-        bool gone;
-        if (send_one(f, ev, &gone) == SL_OK)
-            return; /* sent, or the follower went with its sink */
+        if (send_one(f, ev) == SL_OK)
+            return;
     }
     pump(f);
 }
@@ -248,7 +244,7 @@ int sl_follow_start(struct sl_store *store, const char *id, uint64_t after_seq,
     f->sink_ud = sink_ud;
     sl_buf_init(&f->out, SL_FOLLOW_OUT_MAX);
     f->base = sink->write_framed ? SL_HTTP_FRAME_HEAD : 0;
-    if (out_reset(f) != SL_OK) {
+    if (out_begin(&f->out, f->base) != SL_OK) {
         sl_buf_free(&f->out);
         free(f);
         return SL_ENOMEM;
@@ -288,26 +284,27 @@ struct sse_client {
     struct sl_follower *f; /* NULL once the follower is over */
 };
 
-static int sse_write(void *ud, const char *p, size_t n)
+/* What a write to the exchange returned: on failure the exchange is gone,
+ * and so is the follower. */
+static int sse_written(struct sse_client *c, int rc)
 {
-    struct sse_client *c = ud;
-    int rc = sl_http_ex_write(c->ex, p, n);
-    if (rc != SL_OK) { /* the exchange is gone; so is the follower */
+    if (rc != SL_OK) {
         c->f = NULL;
         free(c);
     }
     return rc;
 }
 
+static int sse_write(void *ud, const char *p, size_t n)
+{
+    struct sse_client *c = ud;
+    return sse_written(c, sl_http_ex_write(c->ex, p, n));
+}
+
 static int sse_write_framed(void *ud, char *p, size_t n)
 {
     struct sse_client *c = ud;
-    int rc = sl_http_ex_write_framed(c->ex, p, n);
-    if (rc != SL_OK) { /* the exchange is gone; so is the follower */
-        c->f = NULL;
-        free(c);
-    }
-    return rc;
+    return sse_written(c, sl_http_ex_write_framed(c->ex, p, n));
 }
 
 static size_t sse_pending(void *ud)

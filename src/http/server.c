@@ -580,6 +580,21 @@ int sl_http_ex_start_fixed(struct sl_http_exchange *ex, int status, const char *
     return rc;
 }
 
+/* Writes a chunk's size line ("1a\r\n") so that it ends at end, and
+ * returns where it starts: at most SL_HTTP_FRAME_HEAD bytes before end. */
+static char *chunk_size_line(char *end, size_t len)
+{
+    static const char hex[] = "0123456789abcdef";
+    char *p = end - 2;
+    p[0] = '\r';
+    p[1] = '\n';
+    do {
+        *--p = hex[len & 15];
+        len >>= 4;
+    } while (len);
+    return p;
+}
+
 int sl_http_ex_write(struct sl_http_exchange *ex, const char *data, size_t len)
 {
     if (len == 0 || ex->is_head)
@@ -591,9 +606,9 @@ int sl_http_ex_write(struct sl_http_exchange *ex, const char *data, size_t len)
         c->in_ex_call = false;
         return rc;
     }
-    char size_line[24];
-    int n = snprintf(size_line, sizeof size_line, "%zx\r\n", len);
-    uv_buf_t bufs[3] = {uv_buf_init(size_line, (unsigned)n),
+    char size_line[SL_HTTP_FRAME_HEAD];
+    char *line = chunk_size_line(size_line + sizeof size_line, len);
+    uv_buf_t bufs[3] = {uv_buf_init(line, (unsigned)(size_line + sizeof size_line - line)),
                         uv_buf_init((char *)data, (unsigned)len), uv_buf_init("\r\n", 2)};
     struct conn *c = ex->conn;
     c->in_ex_call = true;
@@ -608,15 +623,7 @@ int sl_http_ex_write_framed(struct sl_http_exchange *ex, char *data, size_t len)
         return SL_OK;
     if (!ex->chunked)
         return sl_http_ex_write(ex, data, len);
-    static const char hex[] = "0123456789abcdef";
-    char *p = data - 2;
-    p[0] = '\r';
-    p[1] = '\n';
-    size_t v = len;
-    do {
-        *--p = hex[v & 15];
-        v >>= 4;
-    } while (v);
+    char *p = chunk_size_line(data, len);
     data[len] = '\r';
     data[len + 1] = '\n';
     struct conn *c = ex->conn;

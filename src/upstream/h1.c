@@ -119,6 +119,7 @@ static void conn_lost(struct h1_conn *k, ssize_t err);
 static void attempt(struct sl_upstream_req *r, bool allow_idle);
 static void conn_connect(struct h1_conn *k, const struct sockaddr *sa);
 static void on_poll(uv_poll_t *p, int status, int events);
+static void on_timer(uv_timer_t *t);
 static void connect_failed(struct h1_conn *k, int err);
 static void move_on(struct sl_upstream_req *r, struct h1_conn *k, struct h1_addrs *rest);
 
@@ -276,6 +277,45 @@ static void req_abandon(struct sl_upstream_req *r)
  * inside sl_upstream's start or cancel calls. */
 static void fail_later(struct sl_upstream_req *r, int err, const char *what);
 
+/* Which deadline a request faces next. */
+enum h1_deadline {
+    DEADLINE_CONNECT,    /* connect_timeout_ms from this connection's start */
+    DEADLINE_FIRST_BYTE, /* first_byte_timeout_ms from the request's start */
+    DEADLINE_STALL,      /* stall_timeout_ms from the last body bytes */
+};
+
+/* The loop time of the next deadline of the request on k, and which. */
+static uint64_t deadline(const struct h1_conn *k, enum h1_deadline *which)
+{
+    const struct sl_upstream_req *r = k->req;
+    const struct sl_upstream_h1_opts *o = &k->c->opts;
+    if (r->head_done) {
+        *which = DEADLINE_STALL;
+        return r->last_data_ms + (uint64_t)o->stall_timeout_ms;
+    }
+    *which = DEADLINE_FIRST_BYTE;
+    uint64_t due = r->t0 + (uint64_t)o->first_byte_timeout_ms;
+    if (k->state == CONN_RESOLVING || k->state == CONN_CONNECTING) {
+        uint64_t conn_due = k->connect_start + (uint64_t)o->connect_timeout_ms;
+        if (conn_due <= due) {
+            *which = DEADLINE_CONNECT;
+            due = conn_due;
+        }
+    }
+    return due;
+}
+
+/* Arms the connection's timer for the request's next deadline. The stall
+ * deadline moves with every read, but the timer is not restarted per read
+ * (a heap operation per token): it looks again when it fires. */
+static void arm(struct h1_conn *k)
+{
+    enum h1_deadline which;
+    uint64_t due = deadline(k, &which);
+    uint64_t now = uv_now(k->c->loop);
+    uv_timer_start(&k->timer, on_timer, due > now ? due - now : 0, 0);
+}
+
 static void on_timer(uv_timer_t *t)
 {
     struct h1_conn *k = t->data;
@@ -290,46 +330,30 @@ static void on_timer(uv_timer_t *t)
         connect_failed(k, k->connect_err);
         return;
     }
-    uint64_t now = uv_now(k->c->loop);
-    const struct sl_upstream_h1_opts *o = &k->c->opts;
-    if (r->head_done) {
-        /* The stall timer is not restarted per read (that costs a heap
-         * operation per token): it looks at the last read when it fires. */
-        uint64_t due = r->last_data_ms + (uint64_t)o->stall_timeout_ms;
-        if (due > now) {
-            uv_timer_start(&k->timer, on_timer, due - now, 0);
-            return;
-        }
-        req_end(r, SL_ETIMEDOUT, "the upstream stalled between tokens", false);
+    enum h1_deadline which;
+    if (deadline(k, &which) > uv_now(k->c->loop)) {
+        arm(k);
         return;
     }
-    uint64_t first_due = r->t0 + (uint64_t)o->first_byte_timeout_ms;
-    if (k->state == CONN_RESOLVING || k->state == CONN_CONNECTING) {
-        uint64_t conn_due = k->connect_start + (uint64_t)o->connect_timeout_ms;
-        if (now >= conn_due && conn_due <= first_due) {
-            if (k->addrs && k->addrs->next < k->addrs->n) {
-                /* This address does not answer: the next one (the first
-                 * byte timeout still bounds the whole). */
-                struct h1_addrs *rest = k->addrs;
-                k->addrs = NULL;
-                move_on(r, k, rest);
-                return;
-            }
-            req_end(r, SL_ETIMEDOUT, "connecting to the upstream timed out", false);
+    switch (which) {
+    case DEADLINE_STALL:
+        req_end(r, SL_ETIMEDOUT, "the upstream stalled between tokens", false);
+        return;
+    case DEADLINE_CONNECT:
+        if (k->addrs && k->addrs->next < k->addrs->n) {
+            /* This address does not answer: the next one (the first byte
+             * deadline still bounds the whole). */
+            struct h1_addrs *rest = k->addrs;
+            k->addrs = NULL;
+            move_on(r, k, rest);
             return;
         }
-    }
-    if (now >= first_due) {
+        req_end(r, SL_ETIMEDOUT, "connecting to the upstream timed out", false);
+        return;
+    case DEADLINE_FIRST_BYTE:
         req_end(r, SL_ETIMEDOUT, "the upstream sent no response in time", false);
         return;
     }
-    uint64_t due = first_due;
-    if (k->state == CONN_RESOLVING || k->state == CONN_CONNECTING) {
-        uint64_t conn_due = k->connect_start + (uint64_t)o->connect_timeout_ms;
-        if (conn_due < due)
-            due = conn_due;
-    }
-    uv_timer_start(&k->timer, on_timer, due > now ? due - now : 0, 0);
 }
 
 static void fail_later(struct sl_upstream_req *r, int err, const char *what)
@@ -337,26 +361,6 @@ static void fail_later(struct sl_upstream_req *r, int err, const char *what)
     r->fail_err = err;
     r->fail_what = what;
     uv_timer_start(&r->conn->timer, on_timer, 0, 0);
-}
-
-/* Arms the connection's timer for the phase the request is in. */
-static void arm(struct h1_conn *k)
-{
-    struct sl_upstream_req *r = k->req;
-    const struct sl_upstream_h1_opts *o = &k->c->opts;
-    uint64_t now = uv_now(k->c->loop);
-    uint64_t due;
-    if (r->head_done) {
-        due = r->last_data_ms + (uint64_t)o->stall_timeout_ms;
-    } else {
-        due = r->t0 + (uint64_t)o->first_byte_timeout_ms;
-        if (k->state == CONN_RESOLVING || k->state == CONN_CONNECTING) {
-            uint64_t conn_due = k->connect_start + (uint64_t)o->connect_timeout_ms;
-            if (conn_due < due)
-                due = conn_due;
-        }
-    }
-    uv_timer_start(&k->timer, on_timer, due > now ? due - now : 0, 0);
 }
 
 /* ---- writing the request ------------------------------------------------ */
@@ -628,7 +632,7 @@ static bool head_done(struct sl_upstream_req *r, const struct sl_http_response *
                                               res->headers[i].value, res->headers[i].value_len};
     r->head_done = true;
     r->kind = sl_http_response_body(res, r->head_request);
-    r->keep_alive = res->keep_alive && r->kind != SL_HTTP_BODY_CLOSE;
+    r->keep_alive = res->keep_alive; /* false for a body delimited by the close */
     if (r->out_sent < r->out_len) {
         /* Answered before the request was all sent (an early error): send
          * no more; the connection cannot carry another request. */
@@ -656,32 +660,22 @@ static bool head_done(struct sl_upstream_req *r, const struct sl_http_response *
     return body_bytes(r, rest, rest_len);
 }
 
-/* Head bytes: parses them where they lie when the head came whole, else
- * gathers them. False when the request ended (r is freed). */
-static bool head_bytes(struct sl_upstream_req *r, const char *p, size_t n)
+/* Parses the heads in p[0..n): interim answers (100 Continue, 103 Early
+ * Hints) are skipped, an incomplete head is kept in r->head for the next
+ * read. False when the request ended (r is freed). */
+static bool parse_heads(struct sl_upstream_req *r, const char *p, size_t n)
 {
     static const struct sl_http_limits lim = {
         .max_header_bytes = SL_LIMIT_UPSTREAM_HEAD_BYTES,
         .max_headers = SL_LIMIT_UPSTREAM_HEADERS,
     };
     for (;;) {
-        const char *buf = p;
-        size_t len = n;
-        bool gathered = sl_buf_size(&r->head) > 0;
-        if (gathered) {
-            if (sl_buf_append(&r->head, p, n) != SL_OK) {
-                req_end(r, SL_EPROTO, "the upstream's response head is too large", false);
-                return false;
-            }
-            buf = sl_buf_ptr(&r->head);
-            len = sl_buf_size(&r->head);
-        }
         struct sl_http_response res;
         struct sl_http_header hh[SL_LIMIT_UPSTREAM_HEADERS];
         size_t used;
-        int rc = sl_http_parse_response(buf, len, &lim, &res, hh, SL_LIMIT_UPSTREAM_HEADERS, &used);
+        int rc = sl_http_parse_response(p, n, &lim, &res, hh, SL_LIMIT_UPSTREAM_HEADERS, &used);
         if (rc == SL_EAGAIN) {
-            if (!gathered && sl_buf_append(&r->head, p, n) != SL_OK) {
+            if (sl_buf_append(&r->head, p, n) != SL_OK) {
                 req_end(r, SL_EPROTO, "the upstream's response head is too large", false);
                 return false;
             }
@@ -691,38 +685,33 @@ static bool head_bytes(struct sl_upstream_req *r, const char *p, size_t n)
             req_end(r, SL_EPROTO, "the upstream does not speak HTTP", false);
             return false;
         }
-        if (res.status >= 100 && res.status < 200 && res.status != 101) {
-            /* An interim answer (100 Continue, 103 Early Hints): skip it. */
-            if (gathered) {
-                /* Keep what follows it in the buffer and parse from there. */
-                sl_buf_consume(&r->head, used);
-                p = "";
-                n = 0;
-                if (sl_buf_size(&r->head) == 0)
-                    return true;
-                /* Re-parse the rest: move it out of the way of the append. */
-                continue;
-            }
-            p += used;
-            n -= used;
-            if (n == 0)
-                return true;
-            continue;
-        }
         if (res.status == 101) {
             req_end(r, SL_EPROTO, "the upstream switched protocols", false);
             return false;
         }
-        if (!gathered)
-            return head_done(r, &res, buf + used, len - used);
-        /* The head lies in r->head: the owner borrows it for on_head, then
-         * the rest is body. Take the buffer so that it survives. */
-        struct sl_buf held = r->head;
-        sl_buf_init(&r->head, SL_LIMIT_UPSTREAM_HEAD_GATHER);
-        bool go = head_done(r, &res, sl_buf_ptr(&held) + used, sl_buf_size(&held) - used);
-        sl_buf_free(&held);
-        return go;
+        if (res.status >= 200)
+            return head_done(r, &res, p + used, n - used);
+        p += used;
+        n -= used;
     }
+}
+
+/* Head bytes, where they lie when the head came in one read. A head split
+ * across reads is parsed from the bytes gathered so far, taken out of
+ * r->head so that they outlive on_head. False when the request ended. */
+static bool head_bytes(struct sl_upstream_req *r, const char *p, size_t n)
+{
+    if (sl_buf_size(&r->head) == 0)
+        return parse_heads(r, p, n);
+    if (sl_buf_append(&r->head, p, n) != SL_OK) {
+        req_end(r, SL_EPROTO, "the upstream's response head is too large", false);
+        return false;
+    }
+    struct sl_buf held = r->head;
+    sl_buf_init(&r->head, SL_LIMIT_UPSTREAM_HEAD_GATHER);
+    bool go = parse_heads(r, sl_buf_ptr(&held), sl_buf_size(&held));
+    sl_buf_free(&held);
+    return go;
 }
 
 static void on_poll(uv_poll_t *p, int status, int events)
