@@ -32,6 +32,12 @@
  * (pipelining): the rest waits in the kernel. */
 #define SL_LIMIT_PIPELINE_BYTES (SL_LIMIT_HEADER_BYTES_DEFAULT * 4)
 
+/* The bytes a log's last event, an error, may take past the log's bound
+ * (max_stream_bytes): an upstream error object or sluice's own, so that a
+ * log that filled up can still say why it stops. A bigger upstream error is
+ * replaced by sluice's own. Only one error event is ever appended. */
+#define SL_LIMIT_LOG_ERROR_BYTES 16384
+
 /* Ids of evicted streams remembered (to answer 410, not 404) and for how
  * long; past the count the oldest are forgotten first. */
 #define SL_LIMIT_TOMBSTONES   65536

@@ -96,8 +96,13 @@ static int ingest_chunk(struct sl_ingest *in, const char *data, size_t len, uint
         rc = sl_ingest_log_error(in->log, 502, "the upstream sent a chunk that is not valid JSON");
         return rc == SL_OK ? SL_EPROTO : rc;
     case SL_CHUNK_ERROR:
-        in->saw_error = true;
-        return sl_log_append(in->log, SL_EV_ERROR, 0, data, len, "", 0, NULL);
+        /* The first error ends the answer: nothing after it is read (an
+         * upstream that floods error chunks fills no log). */
+        in->broken = in->saw_error = true;
+        rc = sl_log_append(in->log, SL_EV_ERROR, 0, data, len, "", 0, NULL);
+        if (rc == SL_ETOOBIG)
+            rc = sl_ingest_log_error(in->log, 502, "the upstream sent an error too big to keep");
+        return rc == SL_OK ? SL_EPROTO : rc;
     case SL_CHUNK_DATA:
         break;
     }
@@ -184,6 +189,13 @@ int sl_ingest_feed(struct sl_ingest *in, const char *p, size_t n, uint64_t now_m
         if (in->saw_done)
             continue; /* nothing counts after [DONE] */
         rc = ingest_chunk(in, ev.data, ev.data_len, now_ms);
+        if (rc == SL_ETOOBIG && !in->saw_error) {
+            /* The log is full: say so, within the room kept for it. */
+            in->broken = in->saw_error = true;
+            rc = sl_ingest_log_error(in->log, 502,
+                                     "the answer is over the stream's bound (max_stream_bytes)");
+            return rc == SL_OK ? SL_ETOOBIG : rc;
+        }
         if (rc != SL_OK) {
             in->broken = true;
             return rc;

@@ -59,7 +59,9 @@ bool sl_ingest_end(struct sl_ingest *in, int err, const char *what);
 SL_WARN_UNUSED int sl_ingest_summary(const struct sl_ingest *in, struct sl_buf *out);
 
 /* Logs sluice's own error event ({"error":{...}}) for status and message.
- * Error events pass the log's bound, so only SL_ENOMEM can fail it. */
+ * An error event may pass the log's bound by SL_LIMIT_LOG_ERROR_BYTES, so
+ * only SL_ENOMEM, a message that long, or an error already in the log
+ * (SL_EINVAL: an error is the last event) can fail it. */
 int sl_ingest_log_error(struct sl_log *log, int status, const char *message);
 
 #endif

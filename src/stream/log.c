@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/limits.h"
+
 /* Blocks start small (most answers are short) and double up to a ceiling;
  * an event larger than that gets a block of its own. */
 #define SL_LOG_FIRST_BLOCK 512
@@ -126,20 +128,29 @@ static size_t common_suffix(const char *a_end, const char *b_end, size_t n)
     return i;
 }
 
+/* Tells each watcher. A callback may unwatch itself or any other watcher
+ * (sl_log_unwatch moves notify_next past it), and it may append to or end
+ * the log: that nested notify tells every watcher of the newer state, so
+ * this older round stops at once rather than tell anyone twice or of an
+ * event that is no longer the latest. */
 static void notify(struct sl_log *log)
 {
+    uint64_t round = ++log->notify_round;
     struct sl_log_watcher *w = log->watchers;
     while (w) {
-        struct sl_log_watcher *next = w->next; /* a callback may unwatch itself */
+        log->notify_next = w->next;
         w->cb(w, log);
-        w = next;
+        if (log->notify_round != round)
+            return;
+        w = log->notify_next;
     }
+    log->notify_next = NULL;
 }
 
 int sl_log_append(struct sl_log *log, enum sl_ev_type type, uint32_t choice, const char *raw,
                   size_t raw_len, const char *text, size_t text_len, uint64_t *seq)
 {
-    if (log->ended)
+    if (log->ended || log->failed)
         return SL_EINVAL;
     if (raw_len > UINT32_MAX || text_len > UINT32_MAX)
         return SL_ETOOBIG;
@@ -156,9 +167,11 @@ int sl_log_append(struct sl_log *log, enum sl_ev_type type, uint32_t choice, con
             pre = suf = 0;
     }
     size_t need = rec_size(raw_len - pre - suf, text_len);
-    /* An error ends a log: it may pass the bound, so that a log that filled
-     * up can still say why it stops. */
-    if (type != SL_EV_ERROR && (need > log->max_bytes || log->bytes > log->max_bytes - need))
+    /* An error is a log's last event: it may pass the bound by at most
+     * SL_LIMIT_LOG_ERROR_BYTES, once, so that a log that filled up can
+     * still say why it stops. Every other event stays within max_bytes. */
+    size_t room = log->max_bytes + (type == SL_EV_ERROR ? SL_LIMIT_LOG_ERROR_BYTES : 0);
+    if (need > room || log->bytes > room - need)
         return SL_ETOOBIG;
     if (b == NULL || b->cap - b->used < need) {
         /* A new block: this chunk is its first, kept whole. */
@@ -194,6 +207,8 @@ int sl_log_append(struct sl_log *log, enum sl_ev_type type, uint32_t choice, con
     b->used += need;
     log->bytes += need;
     log->last_seq++;
+    if (type == SL_EV_ERROR)
+        log->failed = true;
     if (seq)
         *seq = log->last_seq;
     if (log->watchers) {
@@ -415,5 +430,7 @@ void sl_log_unwatch(struct sl_log *log, struct sl_log_watcher *w)
         return; /* not watching */
     if (w->next)
         w->next->prev = w->prev;
+    if (log->notify_next == w)
+        log->notify_next = w->next;
     w->prev = w->next = NULL;
 }

@@ -48,9 +48,12 @@ struct sl_log {
     uint64_t last_seq;
     size_t bytes, max_bytes;
     struct sl_log_watcher *watchers;
-    const struct sl_ev *appended; /* while watchers are told of an append */
+    const struct sl_ev *appended;       /* while watchers are told of an append */
+    struct sl_log_watcher *notify_next; /* the next watcher notify will tell */
+    uint64_t notify_round;              /* bumped by each notify: nesting shows */
     size_t next_block;
     bool ended;
+    bool failed; /* an error event is in: nothing but the end may follow */
     struct sl_log_block *head;
     uint64_t first_seq; /* the oldest event still held */
     uint64_t gen;       /* bumped by each trim that frees a block */
@@ -89,8 +92,12 @@ void sl_log_init(struct sl_log *log, size_t max_bytes);
 void sl_log_fini(struct sl_log *log);
 
 /* Appends one event (copies raw and text) and tells the watchers.
- * *seq gets its number (may be NULL). SL_EINVAL after sl_log_end;
- * SL_ETOOBIG past max_bytes, except for SL_EV_ERROR events. */
+ * *seq gets its number (may be NULL). SL_EINVAL after sl_log_end or after
+ * an SL_EV_ERROR event (an error is the last event: only sl_log_end may
+ * follow); SL_ETOOBIG past max_bytes, except that the error event may pass
+ * it by up to SL_LIMIT_LOG_ERROR_BYTES, so that a full log still says why
+ * it stops. A watcher may append, end or unwatch from inside its
+ * callback (see notify in log.c). */
 SL_WARN_UNUSED int sl_log_append(struct sl_log *log, enum sl_ev_type type, uint32_t choice,
                                  const char *raw, size_t raw_len, const char *text, size_t text_len,
                                  uint64_t *seq);

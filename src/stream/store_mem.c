@@ -210,6 +210,8 @@ static void on_log_end(struct sl_log_watcher *w, struct sl_log *log)
     struct entry *e = w->data;
     struct sl_store_mem *st = e->st;
     sl_log_unwatch(log, w);
+    if (e->finished_ms)
+        return; /* told twice: it is on the finished list once */
     alone_set(st, e, false);
     e->finished_ms = now_ms(st);
     if (e->finished_ms == 0)

@@ -2,6 +2,7 @@
  * watchers, trimming under a cursor. */
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -9,6 +10,7 @@
 #include <string.h>
 #include <cmocka.h>
 
+#include "core/limits.h"
 #include "stream/log.h"
 
 /* Where the log rebuilds coded chunks for a read (see stream/log.h). */
@@ -124,6 +126,106 @@ static void test_watchers(void **state)
     assert_int_equal(b.appends, 5);
     assert_int_equal(b.ends, 1);
     sl_log_unwatch(log, &b.w);
+    sl_log_free(log);
+}
+
+/* Issue 10: a watcher that cancels from inside the notification of an
+ * append (appends the error, ends the log, unwatches itself and another)
+ * must leave every other watcher told of the end exactly once, and never
+ * call a watcher that was unwatched meanwhile. */
+struct reenter {
+    struct sl_log_watcher w;
+    struct sl_log_watcher *victim; /* unwatched from inside the callback */
+    bool cancel;                   /* append an error and end the log */
+    int appends, ends;
+};
+
+static void on_reenter(struct sl_log_watcher *w, struct sl_log *log)
+{
+    struct reenter *r = w->data;
+    if (sl_log_ended(log)) {
+        r->ends++;
+        sl_log_unwatch(log, w);
+        return;
+    }
+    r->appends++;
+    if (r->cancel && r->appends == 2) {
+        r->cancel = false;
+        sl_log_unwatch(log, w);
+        if (r->victim) {
+            sl_log_unwatch(log, r->victim);
+            memset(r->victim, 0x5a, sizeof *r->victim); /* as if freed */
+        }
+        assert_int_equal(sl_log_append(log, SL_EV_ERROR, 0, "{\"error\":{}}", 12, "", 0, NULL),
+                         SL_OK);
+        sl_log_end(log);
+    }
+}
+
+static void test_watchers_may_cancel_from_inside_a_callback(void **state)
+{
+    (void)state;
+    /* Watchers are told newest first: watch order is reverse call order. */
+    for (int victim_pos = 0; victim_pos < 4; victim_pos++) {
+        struct sl_log *log = sl_log_new(1 << 20);
+        struct reenter r[4];
+        memset(r, 0, sizeof r);
+        for (int i = 3; i >= 0; i--) {
+            r[i].w.cb = on_reenter;
+            r[i].w.data = &r[i];
+            sl_log_watch(log, &r[i].w);
+        }
+        /* r[1] cancels; it unwatches r[victim_pos] (itself when 1). */
+        r[1].cancel = true;
+        if (victim_pos != 1)
+            r[1].victim = &r[victim_pos].w;
+        for (int k = 0; k < 2; k++)
+            assert_int_equal(sl_log_append(log, SL_EV_CONTENT, 0, "tok", 3, "t", 1, NULL), SL_OK);
+        for (int i = 0; i < 4; i++) {
+            if (i == 1)
+                assert_int_equal(r[i].ends, 0); /* it unwatched itself */
+            else if (i != victim_pos)
+                assert_int_equal(r[i].ends, 1); /* told of the end once */
+        }
+        assert_true(sl_log_ended(log));
+        assert_int_equal(sl_log_last_seq(log), 3); /* two tokens and the error */
+        for (int i = 0; i < 4; i++)
+            if (i != victim_pos || i == 1)
+                sl_log_unwatch(log, &r[i].w); /* a no-op for those that left */
+        sl_log_free(log);
+    }
+}
+
+/* Issue 10: an error is the last event: nothing but the end follows it,
+ * and the one error passes the bound by at most SL_LIMIT_LOG_ERROR_BYTES. */
+static void test_one_error_then_nothing(void **state)
+{
+    (void)state;
+    struct sl_log *log = sl_log_new(4096);
+    append_n(log, 2, 10);
+    assert_int_equal(sl_log_append(log, SL_EV_ERROR, 0, "{}", 2, "", 0, NULL), SL_OK);
+    size_t after_error = sl_log_bytes(log);
+    for (int i = 0; i < 1000; i++) {
+        assert_int_equal(sl_log_append(log, SL_EV_ERROR, 0, "{}", 2, "", 0, NULL), SL_EINVAL);
+        assert_int_equal(sl_log_append(log, SL_EV_CONTENT, 0, "x", 1, "x", 1, NULL), SL_EINVAL);
+    }
+    assert_int_equal(sl_log_bytes(log), after_error);
+    assert_int_equal(sl_log_last_seq(log), 3);
+    sl_log_free(log);
+
+    /* A full log takes an error of up to the reserve, not a larger one. */
+    log = sl_log_new(4096);
+    char raw[100];
+    for (int i = 0;; i++) {
+        memset(raw, 'a' + i % 26, sizeof raw);
+        if (sl_log_append(log, SL_EV_CONTENT, 0, raw, sizeof raw, "", 0, NULL) != SL_OK)
+            break;
+    }
+    static char big[SL_LIMIT_LOG_ERROR_BYTES + 1];
+    memset(big, 'e', sizeof big);
+    assert_int_equal(sl_log_append(log, SL_EV_ERROR, 0, big, sizeof big, "", 0, NULL), SL_ETOOBIG);
+    assert_int_equal(sl_log_append(log, SL_EV_ERROR, 0, big, 1000, "", 0, NULL), SL_OK);
+    assert_true(sl_log_bytes(log) <= 4096 + SL_LIMIT_LOG_ERROR_BYTES);
     sl_log_free(log);
 }
 
@@ -334,6 +436,8 @@ int main(void)
         cmocka_unit_test(test_cursor_from_the_middle),
         cmocka_unit_test(test_bound_refuses_but_errors_pass),
         cmocka_unit_test(test_watchers),
+        cmocka_unit_test(test_watchers_may_cancel_from_inside_a_callback),
+        cmocka_unit_test(test_one_error_then_nothing),
         cmocka_unit_test(test_trim_keeps_cursors_valid),
         cmocka_unit_test(test_similar_chunks_are_stored_small_and_read_whole),
         cmocka_unit_test(test_differences_at_every_position_read_back_whole),
