@@ -71,6 +71,8 @@
       "a finished stream's log stays readable this long (0: not kept, no resume)")                 \
     X(store_max_bytes, INT, "bytes", 65536, 1099511627776, "268435456", SL_SCOPE_GATEWAY,          \
       "all logs held in memory; past it the oldest finished streams go first")                     \
+    X(store_defer, BOOL, "", 0, 1, "false", SL_SCOPE_GATEWAY,                                      \
+      "testing: the store answers every call on a later loop turn, as a remote store does")        \
     X(model, STR, "name", 0, 0, "Qwen/Qwen3-0.6B", SL_SCOPE_ALL, "simulator: model name served")   \
     X(max_model_len, INT, "tokens", 16, 10000000, "8192", SL_SCOPE_ALL,                            \
       "simulator: context length reported in /v1/models")                                          \

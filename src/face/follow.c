@@ -28,6 +28,10 @@ struct sl_follower {
     struct sl_buf out; /* rendered bytes after `base` bytes of room for framing */
     size_t base;
     bool pumping, again, reading, finished;
+    bool starting;    /* inside sl_follow_start */
+    bool sub_pending; /* the store has not answered the subscribe yet */
+    bool gone;        /* stopped while a read was out: its answer frees f */
+    bool answered;    /* a read's answer waits for the pump */
     int read_err;
     bool read_ended;
     size_t read_n;
@@ -41,12 +45,21 @@ static int out_begin(struct sl_buf *out, size_t base)
     return sl_buf_append(out, room, base);
 }
 
+/* Leaves the stream. A read the store has not answered yet still points
+ * at f (the store's contract: every context outlives its call), so then f
+ * stays until that answer comes (on_read_async frees it). */
 static void follower_free(struct sl_follower *f)
 {
     if (f->subscribed)
-        f->store->ops->unsubscribe(f->store, &f->sub);
+        f->store->ops->unsubscribe(f->store, &f->sub); /* a pending subscribe too */
+    f->subscribed = false;
     if (f->listening)
         f->store->ops->listeners(f->store, f->id, -1);
+    f->listening = false;
+    if (f->reading) {
+        f->gone = true;
+        return;
+    }
     sl_buf_free(&f->out);
     free(f);
 }
@@ -55,6 +68,7 @@ static void on_read(void *ud, int err, const struct sl_ev *evs, size_t n, bool e
 {
     struct sl_follower *f = ud;
     f->reading = false;
+    f->answered = true;
     f->read_err = err;
     f->read_n = n;
     f->read_ended = ended;
@@ -72,6 +86,11 @@ static void pump(struct sl_follower *f);
 static void on_read_async(void *ud, int err, const struct sl_ev *evs, size_t n, bool ended)
 {
     struct sl_follower *f = ud;
+    if (f->gone) { /* stopped while the store was answering */
+        f->reading = false;
+        follower_free(f);
+        return;
+    }
     on_read(ud, err, evs, n, ended);
     if (!f->pumping)
         pump(f); /* the store answered later: go on from here */
@@ -168,12 +187,16 @@ static void pump(struct sl_follower *f)
         f->again = false;
         if (f->reading)
             break; /* an answer from the store is on its way */
-        if (f->sink->pending(f->sink_ud) >= f->opts.max_unsent)
-            break; /* sl_follow_drain goes on */
-        f->reading = true;
-        f->store->ops->read(f->store, f->id, f->cursor, SL_FOLLOW_READ_EVENTS, on_read_async, f);
-        if (f->reading)
-            break; /* asynchronous store: on_read_async continues */
+        if (!f->answered) {
+            if (f->sink->pending(f->sink_ud) >= f->opts.max_unsent)
+                break; /* sl_follow_drain goes on */
+            f->reading = true;
+            f->store->ops->read(f->store, f->id, f->cursor, SL_FOLLOW_READ_EVENTS, on_read_async,
+                                f);
+            if (f->reading)
+                break; /* asynchronous store: on_read_async continues */
+        }
+        f->answered = false;
         if (f->read_err != SL_OK) {
             f->pumping = false;
             fail(f, f->read_err);
@@ -221,10 +244,28 @@ static void on_sub(struct sl_store_sub *sub)
     pump(f);
 }
 
+/* Subscribed: count as a listener and catch up from the cursor. */
+static void follow_go(struct sl_follower *f)
+{
+    f->store->ops->listeners(f->store, f->id, +1);
+    f->listening = true;
+    pump(f);
+}
+
 static void on_subscribed(void *ud, int err)
 {
     struct sl_follower *f = ud;
     f->read_err = err;
+    f->sub_pending = false;
+    if (f->starting)
+        return; /* sl_follow_start goes on */
+    /* The store answered later: f is the sink's already. */
+    if (err != SL_OK) {
+        f->subscribed = false;
+        fail(f, err);
+        return;
+    }
+    follow_go(f);
 }
 
 int sl_follow_start(struct sl_store *store, const char *id, uint64_t after_seq,
@@ -252,18 +293,19 @@ int sl_follow_start(struct sl_store *store, const char *id, uint64_t after_seq,
     f->sub.cb = on_sub;
     f->sub.data = f;
     f->read_err = SL_OK;
+    f->starting = f->sub_pending = true;
     store->ops->subscribe(store, f->id, &f->sub, on_subscribed, f);
-    if (f->read_err != SL_OK) {
+    f->starting = false;
+    if (!f->sub_pending && f->read_err != SL_OK) {
         int err = f->read_err;
         sl_buf_free(&f->out);
         free(f);
         return err;
     }
-    f->subscribed = true;
-    store->ops->listeners(store, f->id, +1);
-    f->listening = true;
-    *out = f; /* before the pump: it may end and free f at once */
-    pump(f);
+    f->subscribed = true; /* unsubscribing also drops a pending subscribe */
+    *out = f;             /* before the pump: it may end and free f at once */
+    if (!f->sub_pending)
+        follow_go(f);
     return SL_OK;
 }
 

@@ -13,6 +13,7 @@
 #include "face/proxy.h"
 #include "face/streams.h"
 #include "face/ws.h"
+#include "stream/store_defer.h"
 #include "stream/store_mem.h"
 #include "stream/stream.h"
 #include "http/server.h"
@@ -29,6 +30,7 @@ struct sl_gateway {
     struct sl_sim_backend *sim;
     struct sl_upstream_transport *t;
     struct sl_store_mem *store;
+    struct sl_store_defer *defer; /* --store-defer: over store */
     struct sl_openai oa;
 };
 
@@ -140,7 +142,18 @@ int sl_gateway_start(uv_loop_t *loop, const struct sl_config *cfg, struct sl_gat
         sl_gateway_free(gw);
         return SL_ENOMEM;
     }
-    gw->oa = (struct sl_openai){loop, cfg, gw->t, sl_store_mem_base(gw->store)};
+    struct sl_store *store = sl_store_mem_base(gw->store);
+    if (cfg->store_defer) {
+        gw->defer = sl_store_defer_new(loop, store);
+        if (gw->defer == NULL) {
+            snprintf(err, errlen, "out of memory");
+            sl_gateway_stop(gw);
+            sl_gateway_free(gw);
+            return SL_ENOMEM;
+        }
+        store = sl_store_defer_base(gw->defer);
+    }
+    gw->oa = (struct sl_openai){loop, cfg, gw->t, store};
     rc = sl_http_server_start(loop, cfg, handle, gw, &gw->server, err, errlen);
     if (rc != SL_OK) {
         sl_gateway_stop(gw);
@@ -164,6 +177,9 @@ void sl_gateway_stop(struct sl_gateway *gw)
     /* Streams that still wait for or read an upstream answer stop now, so
      * that no upstream callback comes after the store is gone. */
     sl_stream_cancel_all();
+    if (gw->defer)
+        sl_store_defer_free(gw->defer); /* answers what waits */
+    gw->defer = NULL;
     if (gw->store)
         sl_store_mem_free(gw->store); /* cancels what still runs */
     gw->store = NULL;

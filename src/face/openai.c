@@ -193,6 +193,7 @@ struct oa_call {
     struct sl_http_exchange *ex; /* NULL once the client left */
     struct sl_stream *s;
     struct sl_face_start info;
+    bool adding; /* waiting for the store to file the stream */
 };
 
 static void call_free(struct oa_call *c)
@@ -202,28 +203,25 @@ static void call_free(struct oa_call *c)
     free(c);
 }
 
+/* Filed in the store (which may answer on a later turn: c lives until
+ * then, and a client that left meanwhile only cleared c->ex). */
 static void on_added(void *ud, int err)
 {
-    *(int *)ud = err;
-}
-
-static void on_open(void *ud, struct sl_stream *s, const struct sl_upstream_header *hdrs, size_t n)
-{
-    (void)hdrs;
-    (void)n;
     struct oa_call *c = ud;
+    struct sl_stream *s = c->s;
     struct sl_http_exchange *ex = c->ex;
     struct sl_store *store = c->oa->store;
     c->ex = NULL;
-    int err = SL_OK;
-    store->ops->add(store, s, on_added, &err);
+    c->adding = false;
+    if (ex)
+        sl_http_ex_set_abort_cb(ex, NULL, NULL);
     char head[256];
     snprintf(head, sizeof head,
              "Cache-Control: no-cache\r\nX-Accel-Buffering: no\r\nX-Stream-Id: %s\r\n", s->id);
     if (ex == NULL || err != SL_OK) {
         if (ex)
             sl_http_ex_respond_error(ex, 503, NULL, "the stream store is unavailable", NULL);
-        if (ex || err != SL_OK)
+        if (ex || err != SL_OK || s->grace_ms == 0)
             sl_stream_cancel(s); /* else the store's grace decides */
         call_free(c);
         return;
@@ -245,6 +243,23 @@ static void on_open(void *ud, struct sl_stream *s, const struct sl_upstream_head
     call_free(c);
 }
 
+static void on_open(void *ud, struct sl_stream *s, const struct sl_upstream_header *hdrs, size_t n)
+{
+    (void)hdrs;
+    (void)n;
+    (void)s;
+    struct oa_call *c = ud;
+    c->adding = true;
+    c->oa->store->ops->add(c->oa->store, c->s, on_added, c);
+}
+
+/* A whole answer filed in the store: nobody waits for it. */
+static void on_body_added(void *ud, int err)
+{
+    (void)ud;
+    (void)err;
+}
+
 static void on_reply(void *ud, struct sl_stream *s, int status, const char *header_lines,
                      const char *body, size_t len)
 {
@@ -253,8 +268,7 @@ static void on_reply(void *ud, struct sl_stream *s, int status, const char *head
         /* A whole answer is one event in the stream's log, kept like any. */
         if (sl_log_append(s->log, SL_EV_BODY, 0, body, len, "", 0, NULL) == SL_OK)
             sl_log_end(s->log);
-        int err = SL_OK;
-        c->oa->store->ops->add(c->oa->store, s, on_added, &err);
+        c->oa->store->ops->add(c->oa->store, s, on_body_added, NULL);
     }
     if (c->ex) {
         struct sl_buf h;
@@ -287,6 +301,8 @@ static void on_early_abort(struct sl_http_exchange *ex, void *ud)
     (void)ex;
     struct oa_call *c = ud;
     c->ex = NULL;
+    if (c->adding)
+        return; /* on_added decides, and frees c */
     if (c->s->grace_ms == 0) {
         /* Cancelling a stream that has not opened calls no owner callback. */
         sl_stream_cancel(c->s);

@@ -77,6 +77,7 @@ struct create_call {
     struct sl_http_exchange *ex; /* NULL once the client left */
     struct sl_stream *s;
     struct sl_face_start info;
+    bool waiting; /* for the store's answer */
 };
 
 static void create_free(struct create_call *c)
@@ -86,22 +87,43 @@ static void create_free(struct create_call *c)
     free(c);
 }
 
-struct info_copy {
-    int err;
-    char token[SL_STREAM_ID_CHARS + 1];
-};
+static void create_on_info(void *ud, int err, const struct sl_store_info *info);
 
-static void on_info_token(void *ud, int err, const struct sl_store_info *info)
+/* Filed in the store: the read token comes from it next. The store may
+ * answer on a later turn; c (and its stream reference) lives until then. */
+static void create_on_added(void *ud, int err)
 {
-    struct info_copy *ic = ud;
-    ic->err = err;
-    if (err == SL_OK)
-        snprintf(ic->token, sizeof ic->token, "%s", info->read_token);
+    struct create_call *c = ud;
+    if (err != SL_OK) {
+        create_on_info(c, err, NULL);
+        return;
+    }
+    c->oa->store->ops->get(c->oa->store, c->s->id, create_on_info, c);
 }
 
-static void on_added(void *ud, int err)
+static void create_on_info(void *ud, int err, const struct sl_store_info *info)
 {
-    *(int *)ud = err;
+    struct create_call *c = ud;
+    struct sl_stream *s = c->s;
+    c->waiting = false;
+    if (c->ex) {
+        sl_http_ex_set_abort_cb(c->ex, NULL, NULL);
+        if (err != SL_OK) {
+            sl_stream_cancel(s);
+            sl_http_ex_respond_error(c->ex, 503, NULL, "the stream store is unavailable", NULL);
+        } else {
+            char body[128];
+            int len = snprintf(body, sizeof body, "{\"id\":\"%s\",\"read_token\":\"%s\"}", s->id,
+                               info->read_token);
+            char head[128];
+            snprintf(head, sizeof head, "X-Stream-Id: %s\r\n", s->id);
+            sl_http_ex_respond(c->ex, 201, "application/json", head, body, (size_t)len);
+        }
+    } else if (err != SL_OK) {
+        sl_stream_cancel(s); /* not in the store: nothing else would stop it */
+    }
+    c->ex = NULL;
+    create_free(c);
 }
 
 static void create_on_open(void *ud, struct sl_stream *s, const struct sl_upstream_header *hdrs,
@@ -109,30 +131,10 @@ static void create_on_open(void *ud, struct sl_stream *s, const struct sl_upstre
 {
     (void)hdrs;
     (void)n;
+    (void)s;
     struct create_call *c = ud;
-    struct sl_store *store = c->oa->store;
-    int err = SL_OK;
-    store->ops->add(store, s, on_added, &err);
-    struct info_copy ic = {SL_EUNAVAIL, ""};
-    if (err == SL_OK)
-        store->ops->get(store, s->id, on_info_token, &ic);
-    if (c->ex) {
-        if (err != SL_OK || ic.err != SL_OK) {
-            sl_stream_cancel(s);
-            sl_http_ex_respond_error(c->ex, 503, NULL, "the stream store is unavailable", NULL);
-        } else {
-            char body[128];
-            int len = snprintf(body, sizeof body, "{\"id\":\"%s\",\"read_token\":\"%s\"}", s->id,
-                               ic.token);
-            char head[128];
-            snprintf(head, sizeof head, "X-Stream-Id: %s\r\n", s->id);
-            sl_http_ex_respond(c->ex, 201, "application/json", head, body, (size_t)len);
-        }
-    } else if (err != SL_OK) {
-        sl_stream_cancel(s);
-    }
-    c->ex = NULL;
-    create_free(c);
+    c->waiting = true;
+    c->oa->store->ops->add(c->oa->store, c->s, create_on_added, c);
 }
 
 static void create_on_reply(void *ud, struct sl_stream *s, int status, const char *header_lines,
@@ -184,104 +186,12 @@ static void handle_create(struct sl_openai *oa, struct sl_http_exchange *ex)
     sl_http_ex_set_abort_cb(ex, create_on_abort, c);
 }
 
-/* ---- GET /v1/streams/{id}/events ------------------------------------------------ */
+/* ---- a request about one stream: lookup, then events, object or cancel -------- */
 
-struct events_req {
-    struct sl_openai *oa;
-    struct sl_http_exchange *ex;
-    int err;
-    struct sl_store_info info;
-    char id[SL_STREAM_ID_CHARS + 1];
-    char token[SL_STREAM_ID_CHARS + 1];
-    char upstream[256];
-};
-
-static void on_info(void *ud, int err, const struct sl_store_info *info)
-{
-    struct events_req *er = ud;
-    er->err = err;
-    if (err != SL_OK)
-        return;
-    er->info = *info;
-    snprintf(er->id, sizeof er->id, "%s", info->id);
-    snprintf(er->token, sizeof er->token, "%s", info->read_token);
-    snprintf(er->upstream, sizeof er->upstream, "%s", info->upstream ? info->upstream : "");
-    er->info.id = er->id;
-    er->info.read_token = er->token;
-    er->info.upstream = er->upstream;
-}
-
-/* Looks the stream up and checks the read token; false when the exchange
- * has been answered (404, 410, 403, 503). */
-static bool lookup(struct sl_openai *oa, struct sl_http_exchange *ex, const char *id,
-                   struct events_req *er)
-{
-    memset(er, 0, sizeof *er);
-    er->oa = oa;
-    er->ex = ex;
-    er->err = SL_EUNAVAIL;
-    oa->store->ops->get(oa->store, id, on_info, er);
-    if (er->err != SL_OK) {
-        respond_store_error(ex, er->err);
-        return false;
-    }
-    if (!token_ok(sl_http_ex_request(ex), &er->info)) {
-        sl_http_ex_respond_error(ex, 403, NULL, "the read token does not match", "token");
-        return false;
-    }
-    return true;
-}
-
-static void handle_events(struct sl_openai *oa, struct sl_http_exchange *ex, const char *id)
-{
-    const struct sl_http_request *r = sl_http_ex_request(ex);
-    struct events_req er;
-    if (!lookup(oa, ex, id, &er))
-        return;
-    /* Where to start: Last-Event-ID (the header EventSource sends), or
-     * ?last_event_id= for clients that cannot set headers. */
-    const char *v;
-    size_t n;
-    uint64_t after = 0;
-    bool have =
-        sl_http_ex_header(ex, "Last-Event-ID", &v, &n) || query_param(r, "last_event_id", &v, &n);
-    if (have && !parse_u64(v, n, &after)) {
-        sl_http_ex_respond_error(ex, 400, NULL, "Last-Event-ID is not an event number",
-                                 "last_event_id");
-        return;
-    }
-    if (after > er.info.last_seq) {
-        sl_http_ex_respond_error(ex, 400, NULL, "Last-Event-ID is past the stream's last event",
-                                 "last_event_id");
-        return;
-    }
-    if (have && er.info.ended && after == er.info.last_seq) {
-        /* Nothing more will come: 204 makes EventSource stop reconnecting. */
-        sl_http_ex_respond(ex, 204, NULL, NULL, "", 0);
-        return;
-    }
-    enum sl_render_format fmt = SL_RENDER_COMPACT;
-    /* A replay shows what the stream's creator was shown, unless asked. */
-    bool usage = er.info.show_usage;
-    if (query_param(r, "format", &v, &n) && n == 6 && memcmp(v, "openai", 6) == 0)
-        fmt = SL_RENDER_OPENAI;
-    if (query_param(r, "include_usage", &v, &n))
-        usage = n == 4 && memcmp(v, "true", 4) == 0;
-    char head[256];
-    snprintf(head, sizeof head,
-             "Cache-Control: no-cache\r\nX-Accel-Buffering: no\r\nX-Stream-Id: %s\r\n", er.id);
-    if (sl_http_ex_start(ex, 200, "text/event-stream; charset=utf-8", head) != SL_OK)
-        return;
-    struct sl_follow_opts fo = {
-        .format = fmt,
-        .ctx = {.show_usage = usage, .multi_choice = er.info.multi_choice},
-        .max_unsent = (size_t)oa->cfg->client_buffer_bytes,
-    };
-    if (sl_follow_sse(oa->store, er.id, after, &fo, ex) != SL_OK)
-        sl_http_ex_close(ex);
-}
-
-/* ---- GET /v1/streams/{id} and cancel --------------------------------------------- */
+/* Every step waits for the store, which may answer on a later loop turn:
+ * the request lives on the heap until the last answer, and a client that
+ * leaves meanwhile only clears ex (the answer then frees the request). */
+enum sreq_kind { SREQ_EVENTS, SREQ_OBJECT, SREQ_CANCEL };
 
 /* The stream object, built by reading the whole log. */
 struct summary {
@@ -297,13 +207,173 @@ struct summary {
     size_t n;
 };
 
-static void on_summary_read(void *ud, int err, const struct sl_ev *evs, size_t n, bool ended)
+struct sreq {
+    struct sl_openai *oa;
+    struct sl_http_exchange *ex; /* NULL once the client left */
+    enum sreq_kind kind;
+    struct sl_store_info info; /* its strings point into the copies below */
+    char id[SL_STREAM_ID_CHARS + 1];
+    char token[SL_STREAM_ID_CHARS + 1];
+    char upstream[256];
+    struct summary sm;
+    bool sm_on;
+    bool stepping, answered; /* a read answered inside its own call */
+};
+
+/* The exchange, to be answered now: no abort comes to r after this. */
+static struct sl_http_exchange *take(struct sreq *r)
 {
-    struct summary *sm = ud;
-    sm->err = err;
-    sm->n = n;
-    sm->ended = ended;
-    for (size_t i = 0; i < n && err == SL_OK; i++) {
+    struct sl_http_exchange *ex = r->ex;
+    sl_http_ex_set_abort_cb(ex, NULL, NULL);
+    r->ex = NULL;
+    return ex;
+}
+
+static void sreq_free(struct sreq *r)
+{
+    if (r->ex)
+        sl_http_ex_set_abort_cb(r->ex, NULL, NULL);
+    if (r->sm_on) {
+        sl_buf_free(&r->sm.text);
+        sl_buf_free(&r->sm.reasoning);
+        sl_buf_free(&r->sm.usage);
+        sl_buf_free(&r->sm.metrics);
+    }
+    free(r);
+}
+
+static void sreq_on_abort(struct sl_http_exchange *ex, void *ud)
+{
+    (void)ex;
+    struct sreq *r = ud;
+    r->ex = NULL;
+}
+
+static void events_go(struct sreq *r);
+static void object_go(struct sreq *r);
+static void object_step(struct sreq *r);
+static void on_info(void *ud, int err, const struct sl_store_info *info);
+
+static void on_cancelled(void *ud, int err)
+{
+    struct sreq *r = ud;
+    if (r->ex == NULL) {
+        sreq_free(r);
+    } else if (err != SL_OK) {
+        respond_store_error(take(r), err);
+        sreq_free(r);
+    } else {
+        r->kind = SREQ_OBJECT; /* the object as it is now: look it up again */
+        r->oa->store->ops->get(r->oa->store, r->id, on_info, r);
+    }
+}
+
+/* The lookup answered: check the read token, then the request's own step. */
+static void on_info(void *ud, int err, const struct sl_store_info *info)
+{
+    struct sreq *r = ud;
+    if (r->ex == NULL) {
+        sreq_free(r);
+        return;
+    }
+    if (err != SL_OK) {
+        respond_store_error(take(r), err);
+        sreq_free(r);
+        return;
+    }
+    r->info = *info;
+    snprintf(r->token, sizeof r->token, "%s", info->read_token);
+    snprintf(r->upstream, sizeof r->upstream, "%s", info->upstream ? info->upstream : "");
+    r->info.id = r->id;
+    r->info.read_token = r->token;
+    r->info.upstream = r->upstream;
+    if (!token_ok(sl_http_ex_request(r->ex), &r->info)) {
+        sl_http_ex_respond_error(take(r), 403, NULL, "the read token does not match", "token");
+        sreq_free(r);
+        return;
+    }
+    switch (r->kind) {
+    case SREQ_EVENTS:
+        events_go(r);
+        break;
+    case SREQ_OBJECT:
+        object_go(r);
+        break;
+    case SREQ_CANCEL:
+        r->oa->store->ops->cancel(r->oa->store, r->id, on_cancelled, r);
+        break;
+    }
+}
+
+/* Looks the stream up (then checks the read token) for kind. */
+static void sreq_start(struct sl_openai *oa, struct sl_http_exchange *ex, const char *id,
+                       enum sreq_kind kind)
+{
+    struct sreq *r = calloc(1, sizeof *r);
+    if (r == NULL) {
+        sl_http_ex_respond_error(ex, 503, NULL, "out of memory", NULL);
+        return;
+    }
+    r->oa = oa;
+    r->ex = ex;
+    r->kind = kind;
+    snprintf(r->id, sizeof r->id, "%s", id);
+    sl_http_ex_set_abort_cb(ex, sreq_on_abort, r);
+    oa->store->ops->get(oa->store, r->id, on_info, r);
+}
+
+/* ---- GET /v1/streams/{id}/events ------------------------------------------------ */
+
+static void events_go(struct sreq *r)
+{
+    struct sl_http_exchange *ex = take(r); /* the follower sets its own abort */
+    struct sl_openai *oa = r->oa;
+    const struct sl_http_request *req = sl_http_ex_request(ex);
+    /* Where to start: Last-Event-ID (the header EventSource sends), or
+     * ?last_event_id= for clients that cannot set headers. */
+    const char *v;
+    size_t n;
+    uint64_t after = 0;
+    bool have =
+        sl_http_ex_header(ex, "Last-Event-ID", &v, &n) || query_param(req, "last_event_id", &v, &n);
+    if (have && !parse_u64(v, n, &after)) {
+        sl_http_ex_respond_error(ex, 400, NULL, "Last-Event-ID is not an event number",
+                                 "last_event_id");
+    } else if (after > r->info.last_seq) {
+        sl_http_ex_respond_error(ex, 400, NULL, "Last-Event-ID is past the stream's last event",
+                                 "last_event_id");
+    } else if (have && r->info.ended && after == r->info.last_seq) {
+        /* Nothing more will come: 204 makes EventSource stop reconnecting. */
+        sl_http_ex_respond(ex, 204, NULL, NULL, "", 0);
+    } else {
+        enum sl_render_format fmt = SL_RENDER_COMPACT;
+        /* A replay shows what the stream's creator was shown, unless asked. */
+        bool usage = r->info.show_usage;
+        if (query_param(req, "format", &v, &n) && n == 6 && memcmp(v, "openai", 6) == 0)
+            fmt = SL_RENDER_OPENAI;
+        if (query_param(req, "include_usage", &v, &n))
+            usage = n == 4 && memcmp(v, "true", 4) == 0;
+        char head[256];
+        snprintf(head, sizeof head,
+                 "Cache-Control: no-cache\r\nX-Accel-Buffering: no\r\nX-Stream-Id: %s\r\n", r->id);
+        if (sl_http_ex_start(ex, 200, "text/event-stream; charset=utf-8", head) == SL_OK) {
+            struct sl_follow_opts fo = {
+                .format = fmt,
+                .ctx = {.show_usage = usage, .multi_choice = r->info.multi_choice},
+                .max_unsent = (size_t)oa->cfg->client_buffer_bytes,
+            };
+            if (sl_follow_sse(oa->store, r->id, after, &fo, ex) != SL_OK)
+                sl_http_ex_close(ex);
+        }
+    }
+    sreq_free(r);
+}
+
+/* ---- GET /v1/streams/{id} and cancel --------------------------------------------- */
+
+static void summary_add(struct summary *sm, const struct sl_ev *evs, size_t n)
+{
+    for (size_t i = 0; i < n && sm->err == SL_OK; i++) {
         const struct sl_ev *ev = &evs[i];
         sm->last = ev->seq;
         if (ev->choice != 0)
@@ -363,6 +433,20 @@ static void on_summary_read(void *ud, int err, const struct sl_ev *evs, size_t n
     }
 }
 
+static void on_summary_read(void *ud, int err, const struct sl_ev *evs, size_t n, bool ended)
+{
+    struct sreq *r = ud;
+    struct summary *sm = &r->sm;
+    sm->err = err;
+    sm->n = n;
+    sm->ended = ended;
+    if (r->ex != NULL)
+        summary_add(sm, evs, n);
+    r->answered = true;
+    if (!r->stepping)
+        object_step(r); /* the store answered later */
+}
+
 static int put_or_null(struct sl_buf *o, struct sl_buf *v)
 {
     if (sl_buf_size(v) > 0)
@@ -370,66 +454,49 @@ static int put_or_null(struct sl_buf *o, struct sl_buf *v)
     return sl_buf_puts(o, "null");
 }
 
-static void respond_object(struct sl_openai *oa, struct sl_http_exchange *ex, const char *id)
+static void object_respond(struct sreq *r)
 {
-    struct events_req er;
-    if (!lookup(oa, ex, id, &er))
-        return;
-    struct summary sm;
-    memset(&sm, 0, sizeof sm);
-    sl_buf_init(&sm.text, (size_t)oa->cfg->max_stream_bytes);
-    sl_buf_init(&sm.reasoning, (size_t)oa->cfg->max_stream_bytes);
-    sl_buf_init(&sm.usage, 4096);
-    sl_buf_init(&sm.metrics, 4096);
-    uint64_t after = 0;
-    do {
-        sm.n = 0;
-        oa->store->ops->read(oa->store, id, after, 256, on_summary_read, &sm);
-        after = sm.last;
-    } while (sm.err == SL_OK && sm.n > 0);
-    if (sm.err != SL_OK && sm.err != SL_ETOOBIG) {
-        respond_store_error(ex, sm.err);
-        sl_buf_free(&sm.text);
-        sl_buf_free(&sm.reasoning);
-        sl_buf_free(&sm.usage);
-        sl_buf_free(&sm.metrics);
+    struct sl_http_exchange *ex = take(r);
+    struct summary *sm = &r->sm;
+    if (sm->err != SL_OK && sm->err != SL_ETOOBIG) {
+        respond_store_error(ex, sm->err);
         return;
     }
     /* The model and created come from the start event's chunk. */
     struct sl_buf o;
-    sl_buf_init(&o, sl_buf_size(&sm.text) + sl_buf_size(&sm.reasoning) * 6 + 65536);
-    int rc = sl_buf_printf(&o, "{\"id\":\"%s\",\"state\":\"%s\",\"model\":", er.id,
-                           sl_stream_state_name(er.info.state));
+    sl_buf_init(&o, sl_buf_size(&sm->text) + sl_buf_size(&sm->reasoning) * 6 + 65536);
+    int rc = sl_buf_printf(&o, "{\"id\":\"%s\",\"state\":\"%s\",\"model\":", r->id,
+                           sl_stream_state_name(r->info.state));
     if (rc == SL_OK)
-        rc = sm.model[0] ? sl_buf_put_json_str(&o, sm.model, strlen(sm.model))
-                         : sl_buf_puts(&o, "null");
+        rc = sm->model[0] ? sl_buf_put_json_str(&o, sm->model, strlen(sm->model))
+                          : sl_buf_puts(&o, "null");
     if (rc == SL_OK)
         rc = sl_buf_printf(&o, ",\"created\":%lld,\"upstream\":",
-                           (long long)(sm.created > 0 ? sm.created : er.info.created));
+                           (long long)(sm->created > 0 ? sm->created : r->info.created));
     if (rc == SL_OK)
-        rc = sl_buf_put_json_str(&o, er.upstream, strlen(er.upstream));
+        rc = sl_buf_put_json_str(&o, r->upstream, strlen(r->upstream));
     if (rc == SL_OK)
         rc = sl_buf_printf(
-            &o, ",\"last_event_id\":%llu,\"text\":", (unsigned long long)er.info.last_seq);
+            &o, ",\"last_event_id\":%llu,\"text\":", (unsigned long long)r->info.last_seq);
     if (rc == SL_OK)
-        rc = sl_buf_put_json_str(&o, sl_buf_ptr(&sm.text), sl_buf_size(&sm.text));
+        rc = sl_buf_put_json_str(&o, sl_buf_ptr(&sm->text), sl_buf_size(&sm->text));
     if (rc == SL_OK)
         rc = sl_buf_puts(&o, ",\"reasoning\":");
     if (rc == SL_OK)
-        rc = sl_buf_put_json_str(&o, sl_buf_ptr(&sm.reasoning), sl_buf_size(&sm.reasoning));
+        rc = sl_buf_put_json_str(&o, sl_buf_ptr(&sm->reasoning), sl_buf_size(&sm->reasoning));
     if (rc == SL_OK)
         rc = sl_buf_puts(&o, ",\"finish_reason\":");
     if (rc == SL_OK)
-        rc = sm.finish[0] ? sl_buf_put_json_str(&o, sm.finish, strlen(sm.finish))
-                          : sl_buf_puts(&o, "null");
+        rc = sm->finish[0] ? sl_buf_put_json_str(&o, sm->finish, strlen(sm->finish))
+                           : sl_buf_puts(&o, "null");
     if (rc == SL_OK)
         rc = sl_buf_puts(&o, ",\"usage\":");
     if (rc == SL_OK)
-        rc = put_or_null(&o, &sm.usage);
+        rc = put_or_null(&o, &sm->usage);
     if (rc == SL_OK)
         rc = sl_buf_puts(&o, ",\"metrics\":");
     if (rc == SL_OK)
-        rc = put_or_null(&o, &sm.metrics);
+        rc = put_or_null(&o, &sm->metrics);
     if (rc == SL_OK)
         rc = sl_buf_puts(&o, "}");
     if (rc == SL_OK)
@@ -437,29 +504,46 @@ static void respond_object(struct sl_openai *oa, struct sl_http_exchange *ex, co
     else
         sl_http_ex_respond_error(ex, 500, NULL, "the stream is too large to show", NULL);
     sl_buf_free(&o);
-    sl_buf_free(&sm.text);
-    sl_buf_free(&sm.reasoning);
-    sl_buf_free(&sm.usage);
-    sl_buf_free(&sm.metrics);
 }
 
-static void on_cancelled(void *ud, int err)
+/* Reads the log 256 events at a time: a loop while the store answers
+ * inside its call (no recursion per batch), a callback when it answers
+ * later. */
+static void object_step(struct sreq *r)
 {
-    *(int *)ud = err;
-}
-
-static void handle_cancel(struct sl_openai *oa, struct sl_http_exchange *ex, const char *id)
-{
-    struct events_req er;
-    if (!lookup(oa, ex, id, &er))
-        return;
-    int err = SL_EUNAVAIL;
-    oa->store->ops->cancel(oa->store, id, on_cancelled, &err);
-    if (err != SL_OK) {
-        respond_store_error(ex, err);
-        return;
+    r->stepping = true;
+    for (;;) {
+        if (r->answered) {
+            r->answered = false;
+            if (r->ex == NULL) {
+                sreq_free(r);
+                return;
+            }
+            if (r->sm.err != SL_OK || r->sm.n == 0) {
+                object_respond(r);
+                sreq_free(r);
+                return;
+            }
+        }
+        r->sm.n = 0;
+        r->oa->store->ops->read(r->oa->store, r->id, r->sm.last, 256, on_summary_read, r);
+        if (!r->answered) {
+            r->stepping = false; /* on_summary_read goes on */
+            return;
+        }
     }
-    respond_object(oa, ex, id);
+}
+
+static void object_go(struct sreq *r)
+{
+    struct summary *sm = &r->sm;
+    memset(sm, 0, sizeof *sm);
+    sl_buf_init(&sm->text, (size_t)r->oa->cfg->max_stream_bytes);
+    sl_buf_init(&sm->reasoning, (size_t)r->oa->cfg->max_stream_bytes);
+    sl_buf_init(&sm->usage, 4096);
+    sl_buf_init(&sm->metrics, 4096);
+    r->sm_on = true;
+    object_step(r);
 }
 
 /* ---- routing ------------------------------------------------------------------ */
@@ -498,17 +582,17 @@ bool sl_streams_handle(struct sl_openai *oa, struct sl_http_exchange *ex)
     bool get = r->method == SL_HTTP_GET || r->method == SL_HTTP_HEAD;
     if (subn == 0) {
         if (get)
-            respond_object(oa, ex, id);
+            sreq_start(oa, ex, id, SREQ_OBJECT);
         else
             sl_http_ex_respond_error(ex, 405, "Allow: GET, HEAD\r\n", "Method Not Allowed", NULL);
     } else if (subn == 7 && memcmp(sub, "/events", 7) == 0) {
         if (get)
-            handle_events(oa, ex, id);
+            sreq_start(oa, ex, id, SREQ_EVENTS);
         else
             sl_http_ex_respond_error(ex, 405, "Allow: GET\r\n", "Method Not Allowed", NULL);
     } else if (subn == 7 && memcmp(sub, "/cancel", 7) == 0) {
         if (r->method == SL_HTTP_POST)
-            handle_cancel(oa, ex, id);
+            sreq_start(oa, ex, id, SREQ_CANCEL);
         else
             sl_http_ex_respond_error(ex, 405, "Allow: POST\r\n", "Method Not Allowed", NULL);
     } else {

@@ -222,6 +222,16 @@ struct ws_create {
     size_t ref_len;
 };
 
+/* A follow or cancel waiting for the store, which may answer on a later
+ * turn: it outlives the socket (ws NULL once the socket is gone). */
+struct ws_call {
+    struct ws_conn *ws;
+    struct ws_call *prev, *next;
+    bool cancel;
+    struct sl_ws_msg m; /* id, after, token; ref points at ref below */
+    char ref[SL_WS_REF_MAX];
+};
+
 struct ws_conn {
     struct sl_openai *oa;
     struct sl_http_upgraded *u; /* NULL once the connection is closed */
@@ -231,6 +241,7 @@ struct ws_conn {
     struct sl_buf out; /* frames of one wslay_event_send */
     struct ws_follow *follows;
     struct ws_create *creates;
+    struct ws_call *calls;
     struct ws_follow *writing; /* the follower inside sink_write */
     bool in_recv, gone;
     uint16_t fail_code; /* set inside wslay_event_recv: fail with this close code */
@@ -280,11 +291,27 @@ static void create_free(struct ws_create *c)
     free(c);
 }
 
+static void call_unlink(struct ws_call *c)
+{
+    struct ws_conn *ws = c->ws;
+    if (ws == NULL)
+        return;
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        ws->calls = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    c->ws = NULL;
+}
+
 static size_t streams_open(const struct ws_conn *ws)
 {
     size_t n = 0;
     for (const struct ws_create *c = ws->creates; c; c = c->next)
         n++;
+    for (const struct ws_call *c = ws->calls; c; c = c->next)
+        n += !c->cancel;
     for (const struct ws_follow *wf = ws->follows; wf; wf = wf->next)
         n += wf->f != NULL;
     return n;
@@ -329,6 +356,8 @@ static void teardown(struct ws_conn *ws)
     ws->u = NULL;
     while (ws->creates)
         create_unlink(ws->creates);
+    while (ws->calls)
+        call_unlink(ws->calls); /* their answers free them */
     /* Stopping one follower may wake another of this socket (a stream with
      * no grace is cancelled): look again from the start each time. */
     for (;;) {
@@ -662,42 +691,13 @@ static void drain_all(struct ws_conn *ws)
 
 /* ---- create, follow, cancel ---------------------------------------------------------- */
 
-struct info_copy {
-    int err;
-    bool multi_choice;
-    uint64_t last_seq;
-    char token[SL_STREAM_ID_CHARS + 1];
-};
-
-static void on_info(void *ud, int err, const struct sl_store_info *info)
+/* Filed and looked up: tell the socket, which follows from the first
+ * event. The store may answer on a later turn; c lives until then. */
+static void create_on_info(void *ud, int err, const struct sl_store_info *info)
 {
-    struct info_copy *ic = ud;
-    ic->err = err;
-    if (err != SL_OK)
-        return;
-    ic->last_seq = info->last_seq;
-    ic->multi_choice = info->multi_choice;
-    snprintf(ic->token, sizeof ic->token, "%s", info->read_token);
-}
-
-static void on_store_done(void *ud, int err)
-{
-    *(int *)ud = err;
-}
-
-static void create_on_open(void *ud, struct sl_stream *s, const struct sl_upstream_header *hdrs,
-                           size_t n)
-{
-    (void)hdrs;
-    (void)n;
     struct ws_create *c = ud;
     struct ws_conn *ws = c->ws;
-    struct sl_store *store = c->oa->store;
-    int err = SL_OK;
-    store->ops->add(store, s, on_store_done, &err);
-    struct info_copy ic = {.err = SL_EUNAVAIL};
-    if (err == SL_OK)
-        store->ops->get(store, s->id, on_info, &ic);
+    struct sl_stream *s = c->s;
     if (ws == NULL) { /* the socket left: the store's grace decides */
         if (err != SL_OK)
             sl_stream_cancel(s);
@@ -705,17 +705,36 @@ static void create_on_open(void *ud, struct sl_stream *s, const struct sl_upstre
         return;
     }
     create_unlink(c);
-    if (err != SL_OK || ic.err != SL_OK) {
+    if (err != SL_OK) {
         sl_stream_cancel(s);
         send_error(ws, NULL, 503, "the stream store is unavailable", c->ref_len ? c->ref : NULL,
                    c->ref_len);
     } else {
-        send_created(ws, s->id, ic.token, c->ref_len ? c->ref : NULL, c->ref_len);
-        /* The creating socket follows its stream from the first event. */
+        send_created(ws, s->id, info->read_token, c->ref_len ? c->ref : NULL, c->ref_len);
         start_follow(ws, s->id, 0, c->info.multi_choice, c->ref_len ? c->ref : NULL, c->ref_len);
     }
     create_free(c);
     ws_send(ws);
+}
+
+static void create_on_added(void *ud, int err)
+{
+    struct ws_create *c = ud;
+    if (err != SL_OK) {
+        create_on_info(c, err, NULL);
+        return;
+    }
+    c->oa->store->ops->get(c->oa->store, c->s->id, create_on_info, c);
+}
+
+static void create_on_open(void *ud, struct sl_stream *s, const struct sl_upstream_header *hdrs,
+                           size_t n)
+{
+    (void)hdrs;
+    (void)n;
+    (void)s;
+    struct ws_create *c = ud;
+    c->oa->store->ops->add(c->oa->store, c->s, create_on_added, c);
 }
 
 /* The message of an upstream's error body ({"error":{"message"}}, vLLM's
@@ -818,6 +837,58 @@ static void handle_create(struct ws_conn *ws, const struct sl_ws_msg *m)
     ws->creates = c;
 }
 
+/* A follow or cancel for the store, kept until it answers. */
+static struct ws_call *call_new(struct ws_conn *ws, const struct sl_ws_msg *m, bool cancel)
+{
+    struct ws_call *c = calloc(1, sizeof *c);
+    if (c == NULL) {
+        send_error(ws, m->id, 503, "out of memory", m->ref, m->ref_len);
+        return NULL;
+    }
+    c->m = *m;
+    c->m.body = NULL;
+    c->m.body_len = 0;
+    if (m->ref_len > 0 && m->ref_len <= sizeof c->ref) {
+        memcpy(c->ref, m->ref, m->ref_len);
+        c->m.ref = c->ref;
+    } else {
+        c->m.ref = NULL;
+        c->m.ref_len = 0;
+    }
+    c->cancel = cancel;
+    c->ws = ws;
+    c->next = ws->calls;
+    if (ws->calls)
+        ws->calls->prev = c;
+    ws->calls = c;
+    return c;
+}
+
+static void follow_on_info(void *ud, int err, const struct sl_store_info *info)
+{
+    struct ws_call *c = ud;
+    struct ws_conn *ws = c->ws;
+    const struct sl_ws_msg *m = &c->m;
+    call_unlink(c);
+    if (ws == NULL) {
+        free(c);
+        return;
+    }
+    if (err != SL_OK) {
+        send_store_error(ws, m->id, err, m->ref, m->ref_len);
+    } else if (m->has_token && strcmp(m->token, info->read_token) != 0) {
+        /* Client keys (a later issue) will make the token required; a
+         * token that is given must match. */
+        send_error(ws, m->id, 403, "the read token does not match", m->ref, m->ref_len);
+    } else if (m->after > info->last_seq) {
+        send_error(ws, m->id, 400, "\"after\" is past the stream's last event", m->ref, m->ref_len);
+    } else {
+        start_follow(ws, m->id, m->after, info->multi_choice, m->ref, m->ref_len);
+    }
+    free(c);
+    ws_send(ws);
+}
+
 static void handle_follow(struct ws_conn *ws, const struct sl_ws_msg *m)
 {
     if (streams_open(ws) >= SL_WS_MAX_STREAMS) {
@@ -831,33 +902,37 @@ static void handle_follow(struct ws_conn *ws, const struct sl_ws_msg *m)
             return;
         }
     }
-    struct info_copy ic = {.err = SL_EUNAVAIL};
-    ws->oa->store->ops->get(ws->oa->store, m->id, on_info, &ic);
-    if (ic.err != SL_OK) {
-        send_store_error(ws, m->id, ic.err, m->ref, m->ref_len);
-        return;
+    for (struct ws_call *c = ws->calls; c; c = c->next) {
+        if (!c->cancel && strcmp(c->m.id, m->id) == 0) {
+            send_error(ws, m->id, 409, "this socket already follows the stream", m->ref,
+                       m->ref_len);
+            return;
+        }
     }
-    /* Client keys (a later issue) will make the token required; a token
-     * that is given must match. */
-    if (m->has_token && strcmp(m->token, ic.token) != 0) {
-        send_error(ws, m->id, 403, "the read token does not match", m->ref, m->ref_len);
-        return;
-    }
-    if (m->after > ic.last_seq) {
-        send_error(ws, m->id, 400, "\"after\" is past the stream's last event", m->ref, m->ref_len);
-        return;
-    }
-    start_follow(ws, m->id, m->after, ic.multi_choice, m->ref, m->ref_len);
+    struct ws_call *c = call_new(ws, m, false);
+    if (c)
+        ws->oa->store->ops->get(ws->oa->store, c->m.id, follow_on_info, c);
 }
 
 /* The log ends with done {"finish_reason":"cancelled"}, which followers
  * see; nothing else answers a cancel that worked. */
+static void cancel_on_done(void *ud, int err)
+{
+    struct ws_call *c = ud;
+    struct ws_conn *ws = c->ws;
+    call_unlink(c);
+    if (ws != NULL && err != SL_OK) {
+        send_store_error(ws, c->m.id, err, c->m.ref, c->m.ref_len);
+        ws_send(ws);
+    }
+    free(c);
+}
+
 static void handle_cancel(struct ws_conn *ws, const struct sl_ws_msg *m)
 {
-    int err = SL_EUNAVAIL;
-    ws->oa->store->ops->cancel(ws->oa->store, m->id, on_store_done, &err);
-    if (err != SL_OK)
-        send_store_error(ws, m->id, err, m->ref, m->ref_len);
+    struct ws_call *c = call_new(ws, m, true);
+    if (c)
+        ws->oa->store->ops->cancel(ws->oa->store, c->m.id, cancel_on_done, c);
 }
 
 static void handle_message(struct ws_conn *ws, const char *p, size_t n)

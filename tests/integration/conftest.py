@@ -246,7 +246,9 @@ class Procs:
         self.gateways = []
         self.sims = []
         self.upstreams = []
-        self.gateway_args = []  # added to every gateway this Procs starts
+        # added to every gateway this Procs starts; SL_GATEWAY_ARGS adds to
+        # every gateway of the run (ctest's deferred-store run: --store-defer)
+        self.gateway_args = os.environ.get("SL_GATEWAY_ARGS", "").split()
 
     def sim(self, *args, fast=True):
         s = Sim((FAST if fast else []) + list(args))
