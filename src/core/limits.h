@@ -54,6 +54,13 @@
  * 32). */
 #define SL_LIMIT_UPSTREAM_READS_PER_EVENT 16
 
+/* How long an upstream host name's addresses serve new connections before
+ * the name is resolved again (config upstream_resolve_ttl_ms), as nginx's
+ * "resolver ... valid=30s": a moved service is followed within 30 s, at
+ * one lookup per upstream per 30 s. A connection refused by every address
+ * resolves again at once. */
+#define SL_LIMIT_UPSTREAM_RESOLVE_TTL_MS_DEFAULT 30000
+
 /* Upstreams in one configuration (the config list bound). */
 #define SL_LIMIT_UPSTREAMS 64
 
