@@ -1,11 +1,13 @@
 /* h1.c - sluice's own HTTP/1.1 upstream transport on libuv (see h1.h).
- * Owns: name resolution (numeric hosts skip it), connecting (each address
- * in turn), a pool of kept-alive connections, writing the request, reading
- * the answer through the sans-I/O response parser and chunked decoder into
- * one read buffer shared by every connection of the loop (a stream costs no
- * buffer of its own between reads), connect / first-byte / stall timeouts,
- * one retry when a reused connection turns out to have been closed, and
- * cancelling by closing the connection. Does not own: what the body means.
+ * Owns: name resolution, once per client and again after a TTL or when
+ * every address failed (numeric hosts skip it), connecting (each address
+ * in turn), a pool of kept-alive connections closed after an idle timeout,
+ * writing the request, reading the answer through the sans-I/O response
+ * parser and chunked decoder into one read buffer shared by every
+ * connection of the loop (a stream costs no buffer of its own between
+ * reads), connect / first-byte / stall timeouts, the retry rule (see
+ * may_send_again), and cancelling by closing the connection. Does not own:
+ * what the body means.
  * Sockets are driven with uv_poll and send()/recv() on the descriptor: a
  * token costs one recv(), where libuv's streams would read() through the
  * file layer. */
@@ -118,6 +120,7 @@ struct sl_upstream_req {
     int fail_err;       /* a failure to report from the timer (never inside start) */
     const char *fail_what;
     bool head_request;
+    bool idempotent; /* GET, HEAD, OPTIONS, TRACE: sending it again starts nothing */
     bool keep_alive;
     bool retried;
     bool fresh_addrs; /* resolved for this request: no second resolution */
@@ -129,6 +132,7 @@ static void attempt(struct sl_upstream_req *r, bool allow_idle);
 static void conn_connect(struct h1_conn *k, const struct sockaddr *sa);
 static void on_poll(uv_poll_t *p, int status, int events);
 static void on_timer(uv_timer_t *t);
+static void on_idle_timeout(uv_timer_t *t);
 static void connect_failed(struct h1_conn *k, int err);
 static void move_on(struct sl_upstream_req *r, struct h1_conn *k, struct h1_addrs *rest);
 
@@ -252,13 +256,49 @@ static void conn_release(struct h1_conn *k, bool reusable)
         conn_close(k);
         return;
     }
-    uv_timer_stop(&k->timer);
+    /* Closed after the idle timeout, before the upstream's own keep-alive
+     * timeout closes it (uvicorn's is 5 s): a server closing an idle
+     * connection races with the next request sent on it. Pooled most
+     * recently used first, so a burst's spare connections time out. */
+    uv_timer_start(&k->timer, on_idle_timeout, (uint64_t)c->opts.idle_timeout_ms, 0);
+    uv_unref((uv_handle_t *)&k->timer);
     poll_set(k, UV_READABLE);          /* a close by the upstream is seen */
     uv_unref((uv_handle_t *)&k->poll); /* an idle connection keeps no loop running */
     k->state = CONN_IDLE;
     k->reused = true;
     list_push(&c->idle, k);
     c->nidle++;
+}
+
+/* An idle connection's time is up. */
+static void on_idle_timeout(uv_timer_t *t)
+{
+    struct h1_conn *k = t->data;
+    if (k->state == CONN_IDLE)
+        conn_close(k);
+}
+
+/* Takes k, idle, out of the pool for a request. */
+static void idle_take(struct h1_conn *k)
+{
+    idle_unlink(k);
+    uv_timer_stop(&k->timer);
+    uv_ref((uv_handle_t *)&k->timer);
+    uv_ref((uv_handle_t *)&k->poll);
+}
+
+/* True when the idle k still looks open: no close (FIN or reset) and no
+ * stray bytes have arrived unread. The loop may not have seen them yet
+ * (they came in the same turn as the request about to use k): one peek
+ * here turns that race into a fresh connection, with nothing sent. */
+static bool idle_alive(struct h1_conn *k)
+{
+    char b;
+    ssize_t n;
+    do
+        n = recv(k->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+    while (n < 0 && errno == EINTR);
+    return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
 }
 
 /* ---- requests ----------------------------------------------------------- */
@@ -615,13 +655,16 @@ static void attempt(struct sl_upstream_req *r, bool allow_idle)
 {
     struct sl_upstream_h1 *c = r->c;
     struct h1_conn *k = r->conn; /* set when move_on made it */
-    if (k == NULL && allow_idle && c->idle) {
-        k = c->idle;
-        idle_unlink(k);
-        uv_ref((uv_handle_t *)&k->poll);
-        k->req = r;
-        r->conn = k;
-        conn_send(k);
+    while (k == NULL && allow_idle && c->idle) {
+        struct h1_conn *idle = c->idle;
+        if (!idle_alive(idle)) {
+            conn_close(idle); /* closed or reset by the upstream: never written to */
+            continue;
+        }
+        idle_take(idle);
+        idle->req = r;
+        r->conn = idle;
+        conn_send(idle);
         return;
     }
     if (k == NULL) {
@@ -859,6 +902,36 @@ static void on_poll(uv_poll_t *p, int status, int events)
     }
 }
 
+/* The retry rule. A generation must never run twice because of a retry
+ * the client did not see, so a request that failed on connection k goes
+ * again, once and on a fresh connection, only when all of these hold:
+ * - k was reused (kept alive from an earlier answer). A fresh connection
+ *   has no stale excuse: the upstream took it and then failed, maybe with
+ *   the generation started, and the client gets the error.
+ * - No byte of a response came on k: after one, the upstream has acted.
+ * - Nothing of the request was written (the send failed at once), or its
+ *   method starts nothing (GET, HEAD, OPTIONS, TRACE).
+ * So a POST written on a reused connection that then closed without a
+ * byte is not sent again, though the usual cause is harmless (the
+ * upstream's keep-alive timeout closed it as the request crossed): the
+ * upstream may as well have read it and begun the generation before it
+ * died or restarted, and nothing on the wire tells the two apart. The
+ * client gets a 502 and decides. Go's http.Transport decides the same
+ * (shouldRetryRequest: a reused connection, and nothing written or a
+ * replayable method), and nginx passes a sent POST to no next upstream
+ * without "proxy_next_upstream non_idempotent"; libcurl, the other
+ * client, sends it again. The harmless cause is made rare instead: idle
+ * connections close before the upstream's keep-alive timeout
+ * (idle_timeout_ms), and one already closed is seen before it is used
+ * (idle_alive). An Idempotency-Key header would change nothing: vLLM
+ * does not honour it. */
+static bool may_send_again(const struct sl_upstream_req *r, const struct h1_conn *k)
+{
+    if (r->retried || r->got_bytes || !k->reused || r->out == NULL)
+        return false;
+    return r->out_sent == 0 || r->idempotent;
+}
+
 /* The upstream closed the connection, or it broke (err: UV_EOF or another
  * libuv error). */
 static void conn_lost(struct h1_conn *k, ssize_t err)
@@ -868,12 +941,7 @@ static void conn_lost(struct h1_conn *k, ssize_t err)
         conn_close(k);
         return;
     }
-    if (!r->got_bytes && k->reused && !r->retried && r->out) {
-        /* A kept-alive connection the upstream had closed as we sent:
-         * nothing was answered, so send it again on a new connection. A
-         * POST may then reach the upstream twice if it had read it and died
-         * before answering; curl and nginx retry the same way, and a server
-         * closes an idle connection only between requests. */
+    if (may_send_again(r, k)) {
         r->retried = true;
         move_on(r, k, NULL);
         return;
@@ -953,6 +1021,8 @@ static int h1_start(struct sl_upstream_transport *t, const struct sl_upstream_se
     r->ud = ud;
     r->t0 = uv_now(c->loop);
     r->head_request = strcmp(s->method, "HEAD") == 0;
+    r->idempotent = r->head_request || strcmp(s->method, "GET") == 0 ||
+                    strcmp(s->method, "OPTIONS") == 0 || strcmp(s->method, "TRACE") == 0;
     sl_buf_init(&r->head, SL_LIMIT_UPSTREAM_HEAD_GATHER);
     if (build_request(c, s, r) != SL_OK) {
         req_free(r);

@@ -17,6 +17,7 @@ struct sl_upstream_h1_opts {
     int64_t first_byte_timeout_ms; /* from the start to the response head */
     int64_t stall_timeout_ms;      /* between body bytes once the head came */
     int64_t max_idle_connections;  /* kept alive for reuse */
+    int64_t idle_timeout_ms;       /* a kept-alive connection unused this long is closed */
     int64_t resolve_ttl_ms;        /* the host's addresses are resolved again after this */
     const char *auth_header;       /* "Authorization: Bearer ..." to send, or NULL (copied) */
 };

@@ -160,6 +160,7 @@ static struct sl_upstream_h1 *client(uv_loop_t *loop, const char *host, int port
         .first_byte_timeout_ms = 10000,
         .stall_timeout_ms = 10000,
         .max_idle_connections = 16,
+        .idle_timeout_ms = 4000,
         .resolve_ttl_ms = ttl,
     };
     struct sl_upstream_h1 *c;
