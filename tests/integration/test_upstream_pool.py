@@ -83,9 +83,11 @@ class GenUpstream:
             while True:
                 with self._lock:
                     self._idle.add(conn)
-                head = self._read(s, buf, lambda: buf.find(b"\r\n\r\n"))
-                with self._lock:
-                    self._idle.discard(conn)
+                try:
+                    head = self._read(s, buf, lambda: buf.find(b"\r\n\r\n"))
+                finally:
+                    with self._lock:
+                        self._idle.discard(conn)
                 if head is None:
                     with self._lock:
                         if not self._stopping.is_set() and buf == b"" and \
@@ -144,10 +146,14 @@ class GenUpstream:
             self._closed_here |= self._idle
         ports = []
         for s in socks:
-            ports.append(s.getpeername()[1])
-            if reset:
-                s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-            s.shutdown(socket.SHUT_RDWR)
+            try:
+                port = s.getpeername()[1]
+                if reset:
+                    s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                continue  # closed meanwhile by its thread
+            ports.append(port)
         return ports
 
     def stop(self):
@@ -213,9 +219,10 @@ def post(conn):
 
 def test_idle_connection_closed_after_idle_timeout(procs, gen_upstream):
     """A connection kept after an answer is reused while it is fresh, and
-    closed by sluice once it has been idle for the timeout."""
+    closed by sluice once it has been idle for the timeout (long enough
+    that a loaded machine still reuses it between the first requests)."""
     up = gen_upstream()
-    gw = gateway(procs, up, "--upstream-idle-timeout-ms", "300")
+    gw = gateway(procs, up, "--upstream-idle-timeout-ms", "1000")
     with RawConn(gw.port) as c:
         for _ in range(3):
             r = post(c)
@@ -223,7 +230,7 @@ def test_idle_connection_closed_after_idle_timeout(procs, gen_upstream):
         answered = time.monotonic()
         assert up.connections == 1  # reused while fresh
         poll(lambda: up.peer_closed, limit=10, what="sluice to close the idle connection")
-        assert time.monotonic() - answered >= 0.25, "closed before the idle timeout"
+        assert time.monotonic() - answered >= 0.9, "closed before the idle timeout"
         assert up.peer_closed == [0]
         r = post(c)
         assert r.status == 200 and r.body == ANSWER, r
