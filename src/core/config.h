@@ -55,6 +55,13 @@
       "from sending a request upstream to its response headers")                                   \
     X(stall_timeout_ms, INT, "ms", 1, 3600000, "120000", SL_SCOPE_GATEWAY,                         \
       "an upstream answer that sends nothing this long is cut with an error")                      \
+    X(upstream_idle_timeout_ms, INT, "ms", 1, 3600000, SL_STR(SL_LIMIT_UPSTREAM_IDLE_MS_DEFAULT),  \
+      SL_SCOPE_GATEWAY,                                                                            \
+      "a kept-alive upstream connection unused this long is closed (keep it below the "            \
+      "upstream's own keep-alive timeout: uvicorn's is 5 s)")                                      \
+    X(upstream_resolve_ttl_ms, INT, "ms", 0, 86400000,                                             \
+      SL_STR(SL_LIMIT_UPSTREAM_RESOLVE_TTL_MS_DEFAULT), SL_SCOPE_GATEWAY,                          \
+      "an upstream host name's addresses are resolved again after this (0: per connection)")       \
     X(upstream_buffer_bytes, INT, "bytes", 1024, 524288, "16384", SL_SCOPE_GATEWAY,                \
       "receive buffer per upstream transfer (libcurl CURLOPT_BUFFERSIZE)")                         \
     X(upstream_http, STR, "native|curl", 0, 0, "native", SL_SCOPE_GATEWAY,                         \

@@ -60,6 +60,19 @@
  * 32). */
 #define SL_LIMIT_UPSTREAM_READS_PER_EVENT 16
 
+/* A kept-alive upstream connection unused this long is closed (config
+ * upstream_idle_timeout_ms). Below uvicorn's (so vLLM's) 5 s keep-alive
+ * timeout, so that sluice, not the upstream, closes an idle connection:
+ * else a request may be sent on one the upstream is closing, and a POST
+ * is never sent twice (upstream/h1.c, may_send_again). */
+#define SL_LIMIT_UPSTREAM_IDLE_MS_DEFAULT 4000
+/* How long an upstream host name's addresses serve new connections before
+ * the name is resolved again (config upstream_resolve_ttl_ms), as nginx's
+ * "resolver ... valid=30s": a moved service is followed within 30 s, at
+ * one lookup per upstream per 30 s. A connection refused by every address
+ * resolves again at once. */
+#define SL_LIMIT_UPSTREAM_RESOLVE_TTL_MS_DEFAULT 30000
+
 /* Upstreams in one configuration (the config list bound). */
 #define SL_LIMIT_UPSTREAMS 64
 

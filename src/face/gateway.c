@@ -96,6 +96,8 @@ int sl_gateway_start(uv_loop_t *loop, const struct sl_config *cfg, struct sl_gat
                 .first_byte_timeout_ms = cfg->first_byte_timeout_ms,
                 .stall_timeout_ms = cfg->stall_timeout_ms,
                 .max_idle_connections = cfg->max_connections,
+                .idle_timeout_ms = cfg->upstream_idle_timeout_ms,
+                .resolve_ttl_ms = cfg->upstream_resolve_ttl_ms,
                 .auth_header = auth_header,
             };
             rc = sl_upstream_h1_new(loop, url, &o, &gw->h1);

@@ -1,11 +1,13 @@
 /* h1.c - sluice's own HTTP/1.1 upstream transport on libuv (see h1.h).
- * Owns: name resolution (numeric hosts skip it), connecting (each address
- * in turn), a pool of kept-alive connections, writing the request, reading
- * the answer through the sans-I/O response parser and chunked decoder into
- * one read buffer shared by every connection of the loop (a stream costs no
- * buffer of its own between reads), connect / first-byte / stall timeouts,
- * one retry when a reused connection turns out to have been closed, and
- * cancelling by closing the connection. Does not own: what the body means.
+ * Owns: name resolution, once per client and again after a TTL or when
+ * every address failed (numeric hosts skip it), connecting (each address
+ * in turn), a pool of kept-alive connections closed after an idle timeout,
+ * writing the request, reading the answer through the sans-I/O response
+ * parser and chunked decoder into one read buffer shared by every
+ * connection of the loop (a stream costs no buffer of its own between
+ * reads), connect / first-byte / stall timeouts, the retry rule (see
+ * may_send_again), and cancelling by closing the connection. Does not own:
+ * what the body means.
  * Sockets are driven with uv_poll and send()/recv() on the descriptor: a
  * token costs one recv(), where libuv's streams would read() through the
  * file layer. */
@@ -25,6 +27,13 @@
 #include "http/parser.h"
 
 struct h1_conn;
+struct h1_resolve;
+
+/* The addresses still to try for a new connection. */
+struct h1_addrs {
+    size_t n, next;
+    struct sockaddr_storage a[SL_LIMIT_UPSTREAM_ADDRS];
+};
 
 struct sl_upstream_h1 {
     struct sl_upstream_transport t; /* first: the transport is the client */
@@ -42,27 +51,28 @@ struct sl_upstream_h1 {
     size_t nidle;
     size_t nconns; /* connections whose handles are not closed yet */
     bool closing;
+    /* The host's addresses, resolved once for every connection: a new
+     * connection costs no lookup (nginx's resolver, valid=). */
+    struct h1_addrs addrs;             /* n == 0: none yet */
+    uint64_t addrs_due;                /* loop time from which they are resolved again */
+    struct h1_resolve *resolve;        /* the resolution in flight, or NULL */
+    struct h1_conn *waiting;           /* connections waiting for it (prev/next) */
+    uint64_t resolves;                 /* resolutions started */
     char readbuf[SL_LIMIT_READ_CHUNK]; /* one loop, one read at a time */
 };
 
 enum conn_state {
-    CONN_RESOLVING,  /* the host name is being resolved */
+    CONN_RESOLVING,  /* waiting for the host's addresses (or not started) */
     CONN_CONNECTING, /* connect() is in flight */
     CONN_ACTIVE,     /* connected, carrying conn->req */
     CONN_IDLE,       /* connected, in the pool, still read so a close is seen */
     CONN_CLOSING,    /* handles closing; freed when both have */
 };
 
-/* The addresses still to try for a new connection. */
-struct h1_addrs {
-    size_t n, next;
-    struct sockaddr_storage a[SL_LIMIT_UPSTREAM_ADDRS];
-};
-
-/* A resolution in flight; outlives a connection closed meanwhile. */
+/* A resolution in flight; outlives a client freed meanwhile. */
 struct h1_resolve {
     uv_getaddrinfo_t gai;
-    struct h1_conn *conn; /* NULL once the connection gave up waiting */
+    struct sl_upstream_h1 *c; /* NULL once the client is gone */
 };
 
 /* What a token touches comes right after the poll handle, whose tail
@@ -78,12 +88,12 @@ struct h1_conn {
     bool poll_on;                /* poll was initialised */
     bool reused;                 /* carried an earlier request */
     bool broken;                 /* the socket reported an error: never reused */
+    bool waiting;                /* on the client's list waiting for addresses */
     uv_timer_t timer;            /* connect, first byte, stall, or a deferred failure */
     int connect_err;             /* connect() failed at once: reported from the timer */
     int handles;                 /* poll and timer not closed yet */
-    struct h1_conn *prev, *next; /* the idle list */
+    struct h1_conn *prev, *next; /* the idle list, or the list waiting for addresses */
     struct h1_addrs *addrs;      /* while connecting to a resolved name */
-    struct h1_resolve *resolve;  /* while resolving */
     uint64_t connect_start;
 };
 
@@ -110,8 +120,10 @@ struct sl_upstream_req {
     int fail_err;       /* a failure to report from the timer (never inside start) */
     const char *fail_what;
     bool head_request;
+    bool idempotent; /* GET, HEAD, OPTIONS, TRACE: sending it again starts nothing */
     bool keep_alive;
     bool retried;
+    bool fresh_addrs; /* resolved for this request: no second resolution */
 };
 
 static void conn_close(struct h1_conn *k);
@@ -120,22 +132,45 @@ static void attempt(struct sl_upstream_req *r, bool allow_idle);
 static void conn_connect(struct h1_conn *k, const struct sockaddr *sa);
 static void on_poll(uv_poll_t *p, int status, int events);
 static void on_timer(uv_timer_t *t);
+static void on_idle_timeout(uv_timer_t *t);
 static void connect_failed(struct h1_conn *k, int err);
 static void move_on(struct sl_upstream_req *r, struct h1_conn *k, struct h1_addrs *rest);
 
 /* ---- connections -------------------------------------------------------- */
 
-static void idle_unlink(struct h1_conn *k)
+/* Takes k out of the list whose head is *head. */
+static void list_unlink(struct h1_conn **head, struct h1_conn *k)
 {
-    struct sl_upstream_h1 *c = k->c;
     if (k->prev)
         k->prev->next = k->next;
-    else if (c->idle == k)
-        c->idle = k->next;
+    else if (*head == k)
+        *head = k->next;
     if (k->next)
         k->next->prev = k->prev;
     k->prev = k->next = NULL;
-    c->nidle--;
+}
+
+static void list_push(struct h1_conn **head, struct h1_conn *k)
+{
+    k->prev = NULL;
+    k->next = *head;
+    if (*head)
+        (*head)->prev = k;
+    *head = k;
+}
+
+static void idle_unlink(struct h1_conn *k)
+{
+    list_unlink(&k->c->idle, k);
+    k->c->nidle--;
+}
+
+static void waiting_unlink(struct h1_conn *k)
+{
+    if (!k->waiting)
+        return;
+    list_unlink(&k->c->waiting, k);
+    k->waiting = false;
 }
 
 static void client_free_fields(struct sl_upstream_h1 *c)
@@ -195,12 +230,8 @@ static void conn_close(struct h1_conn *k)
         return;
     if (k->state == CONN_IDLE)
         idle_unlink(k);
+    waiting_unlink(k); /* the resolution goes on, for the next connection */
     k->state = CONN_CLOSING;
-    if (k->resolve) {
-        k->resolve->conn = NULL;                       /* its callback frees it */
-        (void)uv_cancel((uv_req_t *)&k->resolve->gai); /* a shutdown need not wait */
-        k->resolve = NULL;
-    }
     free(k->addrs);
     k->addrs = NULL;
     k->req = NULL;
@@ -225,17 +256,49 @@ static void conn_release(struct h1_conn *k, bool reusable)
         conn_close(k);
         return;
     }
-    uv_timer_stop(&k->timer);
+    /* Closed after the idle timeout, before the upstream's own keep-alive
+     * timeout closes it (uvicorn's is 5 s): a server closing an idle
+     * connection races with the next request sent on it. Pooled most
+     * recently used first, so a burst's spare connections time out. */
+    uv_timer_start(&k->timer, on_idle_timeout, (uint64_t)c->opts.idle_timeout_ms, 0);
+    uv_unref((uv_handle_t *)&k->timer);
     poll_set(k, UV_READABLE);          /* a close by the upstream is seen */
     uv_unref((uv_handle_t *)&k->poll); /* an idle connection keeps no loop running */
     k->state = CONN_IDLE;
     k->reused = true;
-    k->prev = NULL;
-    k->next = c->idle;
-    if (c->idle)
-        c->idle->prev = k;
-    c->idle = k;
+    list_push(&c->idle, k);
     c->nidle++;
+}
+
+/* An idle connection's time is up. */
+static void on_idle_timeout(uv_timer_t *t)
+{
+    struct h1_conn *k = t->data;
+    if (k->state == CONN_IDLE)
+        conn_close(k);
+}
+
+/* Takes k, idle, out of the pool for a request. */
+static void idle_take(struct h1_conn *k)
+{
+    idle_unlink(k);
+    uv_timer_stop(&k->timer);
+    uv_ref((uv_handle_t *)&k->timer);
+    uv_ref((uv_handle_t *)&k->poll);
+}
+
+/* True when the idle k still looks open: no close (FIN or reset) and no
+ * stray bytes have arrived unread. The loop may not have seen them yet
+ * (they came in the same turn as the request about to use k): one peek
+ * here turns that race into a fresh connection, with nothing sent. */
+static bool idle_alive(struct h1_conn *k)
+{
+    char b;
+    ssize_t n;
+    do
+        n = recv(k->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+    while (n < 0 && errno == EINTR);
+    return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
 }
 
 /* ---- requests ----------------------------------------------------------- */
@@ -348,6 +411,8 @@ static void on_timer(uv_timer_t *t)
             move_on(r, k, rest);
             return;
         }
+        if (!k->c->is_numeric && k->state == CONN_CONNECTING)
+            k->c->addrs_due = 0; /* every address timed out: resolve again */
         req_end(r, SL_ETIMEDOUT, "connecting to the upstream timed out", false);
         return;
     case DEADLINE_FIRST_BYTE:
@@ -430,20 +495,30 @@ static void move_on(struct sl_upstream_req *r, struct h1_conn *k, struct h1_addr
 }
 
 /* Connecting to an address failed (err: a positive errno): the next
- * address, or the end of the request. */
+ * address, or the end of the request. When every cached address refused,
+ * the host may have moved: the name is resolved again, and a request that
+ * had only the cached addresses tries the new ones (nothing was sent). */
 static void connect_failed(struct h1_conn *k, int err)
 {
     struct sl_upstream_req *r = k->req;
+    struct sl_upstream_h1 *c = k->c;
     if (k->addrs && k->addrs->next < k->addrs->n && err != ETIMEDOUT) {
         struct h1_addrs *rest = k->addrs;
         k->addrs = NULL;
         move_on(r, k, rest);
         return;
     }
-    if (err == ETIMEDOUT)
+    if (!c->is_numeric)
+        c->addrs_due = 0;
+    if (err == ETIMEDOUT) {
         req_end(r, SL_ETIMEDOUT, "connecting to the upstream timed out", false);
-    else
-        req_end(r, SL_EUNAVAIL, "the upstream refused the connection", false);
+        return;
+    }
+    if (!c->is_numeric && !r->fresh_addrs) {
+        move_on(r, k, NULL);
+        return;
+    }
+    req_end(r, SL_EUNAVAIL, "the upstream refused the connection", false);
 }
 
 static void connected(struct h1_conn *k)
@@ -489,31 +564,90 @@ static void conn_connect(struct h1_conn *k, const struct sockaddr *sa)
     uv_timer_start(&k->timer, on_timer, 0, 0);
 }
 
+/* Connects k to the client's addresses, each in turn (a copy: the list may
+ * be resolved again meanwhile). Runs no callback of the owner. */
+static void conn_connect_cached(struct h1_conn *k)
+{
+    struct h1_addrs *a = malloc(sizeof *a);
+    if (a == NULL) {
+        fail_later(k->req, SL_ENOMEM, "out of memory");
+        return;
+    }
+    *a = k->c->addrs;
+    a->next = 0;
+    k->addrs = a;
+    conn_connect(k, (const struct sockaddr *)&a->a[a->next++]);
+}
+
 static void on_resolved(uv_getaddrinfo_t *g, int status, struct addrinfo *ai)
 {
     struct h1_resolve *res = (struct h1_resolve *)g;
-    struct h1_conn *k = res->conn;
+    struct sl_upstream_h1 *c = res->c;
     free(res);
-    if (k == NULL) { /* the connection was closed meanwhile */
+    if (c == NULL) { /* the client was freed meanwhile */
         uv_freeaddrinfo(ai);
         return;
     }
-    k->resolve = NULL;
-    struct h1_addrs *a = calloc(1, sizeof *a);
-    if (a != NULL && status == 0) {
-        for (struct addrinfo *p = ai; p && a->n < SL_LIMIT_UPSTREAM_ADDRS; p = p->ai_next) {
-            if (p->ai_addrlen <= sizeof a->a[0])
-                memcpy(&a->a[a->n++], p->ai_addr, p->ai_addrlen);
-        }
+    c->resolve = NULL;
+    size_t n = 0;
+    for (struct addrinfo *p = status == 0 ? ai : NULL; p && n < SL_LIMIT_UPSTREAM_ADDRS;
+         p = p->ai_next) {
+        if (p->ai_addrlen <= sizeof c->addrs.a[0])
+            memcpy(&c->addrs.a[n++], p->ai_addr, p->ai_addrlen);
     }
     uv_freeaddrinfo(ai);
-    if (a == NULL || a->n == 0) {
-        free(a);
-        req_end(k->req, SL_EUNAVAIL, "the upstream's host name does not resolve", false);
+    /* A failed lookup keeps the last addresses, if any, for another TTL: a
+     * resolver that is down does not take a reachable upstream with it. */
+    if (n > 0)
+        c->addrs.n = n;
+    c->addrs_due = uv_now(c->loop) + (uint64_t)c->opts.resolve_ttl_ms;
+    /* Neither branch runs an owner callback, so the list cannot change
+     * under this loop but by the unlink here. */
+    while (c->waiting) {
+        struct h1_conn *k = c->waiting;
+        waiting_unlink(k);
+        if (c->addrs.n == 0)
+            fail_later(k->req, SL_EUNAVAIL, "the upstream's host name does not resolve");
+        else
+            conn_connect_cached(k);
+    }
+}
+
+/* Gets k the host's addresses: the cached ones while fresh, else it waits
+ * for a resolution (one per client, however many connections wait). */
+static void conn_resolve(struct h1_conn *k)
+{
+    struct sl_upstream_h1 *c = k->c;
+    uint64_t now = uv_now(c->loop);
+    if (c->addrs.n > 0 && now < c->addrs_due) {
+        conn_connect_cached(k);
         return;
     }
-    k->addrs = a;
-    conn_connect(k, (const struct sockaddr *)&a->a[a->next++]);
+    k->req->fresh_addrs = true;
+    k->state = CONN_RESOLVING;
+    if (c->resolve == NULL) {
+        struct h1_resolve *res = calloc(1, sizeof *res);
+        struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
+        if (res == NULL) {
+            fail_later(k->req, SL_ENOMEM, "out of memory");
+            return;
+        }
+        res->c = c;
+        if (uv_getaddrinfo(c->loop, &res->gai, on_resolved, c->host, c->port, &hints) != 0) {
+            free(res);
+            if (c->addrs.n > 0) { /* the last addresses, rather than nothing */
+                conn_connect_cached(k);
+                return;
+            }
+            fail_later(k->req, SL_EUNAVAIL, "the upstream's host name does not resolve");
+            return;
+        }
+        c->resolve = res;
+        c->resolves++;
+    }
+    list_push(&c->waiting, k);
+    k->waiting = true;
+    arm(k);
 }
 
 /* Puts r on a connection: an idle one when allowed, else a new one. */
@@ -521,13 +655,16 @@ static void attempt(struct sl_upstream_req *r, bool allow_idle)
 {
     struct sl_upstream_h1 *c = r->c;
     struct h1_conn *k = r->conn; /* set when move_on made it */
-    if (k == NULL && allow_idle && c->idle) {
-        k = c->idle;
-        idle_unlink(k);
-        uv_ref((uv_handle_t *)&k->poll);
-        k->req = r;
-        r->conn = k;
-        conn_send(k);
+    while (k == NULL && allow_idle && c->idle) {
+        struct h1_conn *idle = c->idle;
+        if (!idle_alive(idle)) {
+            conn_close(idle); /* closed or reset by the upstream: never written to */
+            continue;
+        }
+        idle_take(idle);
+        idle->req = r;
+        r->conn = idle;
+        conn_send(idle);
         return;
     }
     if (k == NULL) {
@@ -542,21 +679,7 @@ static void attempt(struct sl_upstream_req *r, bool allow_idle)
         conn_connect(k, (const struct sockaddr *)&c->numeric);
         return;
     }
-    struct h1_resolve *res = calloc(1, sizeof *res);
-    if (res == NULL) {
-        fail_later(r, SL_ENOMEM, "out of memory");
-        return;
-    }
-    res->conn = k;
-    k->state = CONN_RESOLVING;
-    k->resolve = res;
-    arm(k);
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
-    if (uv_getaddrinfo(c->loop, &res->gai, on_resolved, c->host, c->port, &hints) != 0) {
-        k->resolve = NULL;
-        free(res);
-        fail_later(r, SL_EUNAVAIL, "the upstream's host name does not resolve");
-    }
+    conn_resolve(k);
 }
 
 /* ---- reading the answer ------------------------------------------------- */
@@ -779,6 +902,36 @@ static void on_poll(uv_poll_t *p, int status, int events)
     }
 }
 
+/* The retry rule. A generation must never run twice because of a retry
+ * the client did not see, so a request that failed on connection k goes
+ * again, once and on a fresh connection, only when all of these hold:
+ * - k was reused (kept alive from an earlier answer). A fresh connection
+ *   has no stale excuse: the upstream took it and then failed, maybe with
+ *   the generation started, and the client gets the error.
+ * - No byte of a response came on k: after one, the upstream has acted.
+ * - Nothing of the request was written (the send failed at once), or its
+ *   method starts nothing (GET, HEAD, OPTIONS, TRACE).
+ * So a POST written on a reused connection that then closed without a
+ * byte is not sent again, though the usual cause is harmless (the
+ * upstream's keep-alive timeout closed it as the request crossed): the
+ * upstream may as well have read it and begun the generation before it
+ * died or restarted, and nothing on the wire tells the two apart. The
+ * client gets a 502 and decides. Go's http.Transport decides the same
+ * (shouldRetryRequest: a reused connection, and nothing written or a
+ * replayable method), and nginx passes a sent POST to no next upstream
+ * without "proxy_next_upstream non_idempotent"; libcurl, the other
+ * client, sends it again. The harmless cause is made rare instead: idle
+ * connections close before the upstream's keep-alive timeout
+ * (idle_timeout_ms), and one already closed is seen before it is used
+ * (idle_alive). An Idempotency-Key header would change nothing: vLLM
+ * does not honour it. */
+static bool may_send_again(const struct sl_upstream_req *r, const struct h1_conn *k)
+{
+    if (r->retried || r->got_bytes || !k->reused || r->out == NULL)
+        return false;
+    return r->out_sent == 0 || r->idempotent;
+}
+
 /* The upstream closed the connection, or it broke (err: UV_EOF or another
  * libuv error). */
 static void conn_lost(struct h1_conn *k, ssize_t err)
@@ -788,12 +941,7 @@ static void conn_lost(struct h1_conn *k, ssize_t err)
         conn_close(k);
         return;
     }
-    if (!r->got_bytes && k->reused && !r->retried && r->out) {
-        /* A kept-alive connection the upstream had closed as we sent:
-         * nothing was answered, so send it again on a new connection. A
-         * POST may then reach the upstream twice if it had read it and died
-         * before answering; curl and nginx retry the same way, and a server
-         * closes an idle connection only between requests. */
+    if (may_send_again(r, k)) {
         r->retried = true;
         move_on(r, k, NULL);
         return;
@@ -873,6 +1021,8 @@ static int h1_start(struct sl_upstream_transport *t, const struct sl_upstream_se
     r->ud = ud;
     r->t0 = uv_now(c->loop);
     r->head_request = strcmp(s->method, "HEAD") == 0;
+    r->idempotent = r->head_request || strcmp(s->method, "GET") == 0 ||
+                    strcmp(s->method, "OPTIONS") == 0 || strcmp(s->method, "TRACE") == 0;
     sl_buf_init(&r->head, SL_LIMIT_UPSTREAM_HEAD_GATHER);
     if (build_request(c, s, r) != SL_OK) {
         req_free(r);
@@ -998,9 +1148,19 @@ struct sl_upstream_transport *sl_upstream_h1_transport(struct sl_upstream_h1 *c)
     return &c->t;
 }
 
+uint64_t sl_upstream_h1_resolves(const struct sl_upstream_h1 *c)
+{
+    return c->resolves;
+}
+
 void sl_upstream_h1_free(struct sl_upstream_h1 *c)
 {
     c->closing = true;
+    if (c->resolve) {
+        c->resolve->c = NULL;                          /* its callback frees it */
+        (void)uv_cancel((uv_req_t *)&c->resolve->gai); /* a shutdown need not wait */
+        c->resolve = NULL;
+    }
     while (c->idle)
         conn_close(c->idle);
     if (c->nconns == 0)

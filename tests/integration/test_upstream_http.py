@@ -1,9 +1,10 @@
 """HTTP/1.1 as upstreams really speak it, through both clients of http://
 upstreams (sluice's own and libcurl, --upstream-http): interim 1xx answers,
 bodies framed by Content-Length, by chunks with extensions and trailers, or
-by the close; kept-alive connections the upstream closed while idle; host
-names with several addresses; a path prefix in the upstream URL; HEAD;
-broken framing and oversized heads."""
+by the close; kept-alive connections the upstream closed while idle (and,
+for libcurl, one closed on a request: its retry); host names with several
+addresses; a path prefix in the upstream URL; HEAD; broken framing and
+oversized heads."""
 
 import os
 import signal
@@ -111,11 +112,14 @@ def test_content_length_body_in_pieces(procs):
     assert up.connections == 1
 
 
-def test_kept_alive_connection_closed_by_upstream_is_retried(procs):
-    """The upstream answers on a connection, keeps it, and then closes it
-    when the next request comes (as a server whose keep-alive timeout ran
-    out does): the request goes again on a new connection, unseen by the
-    client."""
+def test_kept_alive_connection_closed_by_upstream_is_retried(procs, upstream_http):
+    """libcurl's rule: the upstream answers on a connection, keeps it, and
+    then reads the next POST and closes without a byte. libcurl sends the
+    POST again on a new connection, unseen by the client: the upstream got
+    it twice (a generation may run twice). sluice's own client does not
+    (test_upstream_pool.py, the retry rule in upstream/h1.c)."""
+    if upstream_http == "native":
+        pytest.skip("sluice's own client answers 502 here: test_upstream_pool.py")
     seen = {"n": 0}
 
     def handler(req):

@@ -20,6 +20,9 @@ static void test_defaults(void **state)
     assert_int_equal(c.max_body_bytes, 4 * 1024 * 1024);
     assert_string_equal(c.model, "Qwen/Qwen3-0.6B");
     assert_false(c.reasoning_parser);
+    /* sluice closes an idle upstream connection before uvicorn (vLLM) does,
+     * at 5 s: else requests are sent on connections being closed. */
+    assert_true(c.upstream_idle_timeout_ms > 0 && c.upstream_idle_timeout_ms < 5000);
     sl_config_free(&c);
 }
 
