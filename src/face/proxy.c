@@ -10,7 +10,6 @@
 #include <string.h>
 #include <strings.h>
 
-#include "face/errors.h"
 #include "upstream/headers.h"
 
 /* ---- the pass-through ----------------------------------------------------- */

@@ -3,7 +3,7 @@
 
 #include <string.h>
 
-#include "face/errors.h"
+#include "oai/error.h"
 #include "pipeline/chunk.h"
 
 void sl_ingest_init(struct sl_ingest *in, struct sl_log *log, size_t max_event_bytes,

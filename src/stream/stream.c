@@ -7,7 +7,7 @@
 #include <sys/random.h>
 #include <time.h>
 
-#include "face/errors.h"
+#include "oai/error.h"
 #include "upstream/headers.h"
 
 void sl_stream_new_id(char id[SL_STREAM_ID_CHARS + 1])
