@@ -10,7 +10,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "upstream/headers.h"
+#include "stream/headers.h"
 
 /* ---- the pass-through ----------------------------------------------------- */
 

@@ -8,7 +8,7 @@
 #include <time.h>
 
 #include "oai/error.h"
-#include "upstream/headers.h"
+#include "stream/headers.h"
 
 void sl_stream_new_id(char id[SL_STREAM_ID_CHARS + 1])
 {

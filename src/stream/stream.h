@@ -13,7 +13,7 @@
 
 #include "pipeline/ingest.h"
 #include "stream/log.h"
-#include "upstream/upstream.h"
+#include "stream/transport.h"
 
 /* 128 random bits in URL-safe base64 without padding. */
 #define SL_STREAM_ID_CHARS 22
