@@ -11,7 +11,7 @@
 #include <stdint.h>
 #include <uv.h>
 
-#include "pipeline/ingest.h"
+#include "stream/ingest.h"
 #include "stream/log.h"
 #include "stream/transport.h"
 

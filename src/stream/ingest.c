@@ -1,5 +1,5 @@
 /* ingest.c - upstream SSE bytes into a stream log (see ingest.h). */
-#include "pipeline/ingest.h"
+#include "stream/ingest.h"
 
 #include <string.h>
 
