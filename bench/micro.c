@@ -39,9 +39,12 @@
 #define MICRO_HDRS          32
 
 /* The fixture: --fixture, else this name in $SL_FIXTURES (the tests'
- * variable), else in /work/shared/fixtures/vllm. */
+ * variable), else in the repository's tests/fixtures/vllm (bench/Makefile
+ * passes its path). */
 #define MICRO_FIXTURE_NAME "vllm-0.9.2_qwen3-0.6b_chat-stream_no-reasoning-parser.sse"
-#define MICRO_FIXTURE_DIR  "/work/shared/fixtures/vllm"
+#ifndef MICRO_FIXTURE_DIR
+#define MICRO_FIXTURE_DIR "../tests/fixtures/vllm"
+#endif
 
 static const char micro_head[] = "POST /v1/chat/completions HTTP/1.1\r\n"
                                  "Host: 127.0.0.1:8080\r\n"

@@ -741,10 +741,7 @@ class Bench:
         res = {}
         if not os.path.exists(self.micro):
             return {"failed": "bench/micro is not built (make -C bench)"}
-        fixture = os.environ.get("SL_FIXTURES") or os.path.join(os.path.dirname(ROOT), "shared",
-                                                                "fixtures", "vllm")
-        if not os.path.isdir(fixture):
-            fixture = "/work/shared/fixtures/vllm"
+        fixture = os.environ.get("SL_FIXTURES") or os.path.join(ROOT, "tests", "fixtures", "vllm")
         env = dict(os.environ, SL_FIXTURES=fixture)
         events = 50000 if self.quick else 200000
         self.progress.set(phase="micro: timing", length=8)

@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "pipeline/ingest.h"
+#include "stream/ingest.h"
 #include "pipeline/splice.h"
 
 /* Where the log rebuilds coded chunks for a read (see stream/log.h). */

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # deps.sh - installs what sluice needs to build, run and test, if missing.
 # Idempotent: with everything present it changes nothing and takes a second.
-# Debian 12 packages via apt (apt-get update first), npm packages via `npm ci`
-# from the committed lock files. `--fuzz` adds clang's libFuzzer runtime.
+# Debian 12 packages via apt (apt-get update first; node and npm too when
+# missing), npm packages via `npm ci` from the committed lock files.
+# `--fuzz` adds clang's libFuzzer runtime.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -14,6 +15,10 @@ missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
 done
+# The SDK tests need node and npm: Debian's packages when the commands are
+# missing (a node from elsewhere, with its own npm, is left alone).
+command -v node >/dev/null || missing+=(nodejs)
+command -v npm >/dev/null || missing+=(npm)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "deps: installing ${missing[*]}"
   sudo=""
@@ -22,10 +27,6 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
-  echo "deps: node and npm are needed for the SDK tests" >&2
-  exit 1
-fi
 # npm ci only when the lock file changed since the last install.
 for dir in tests/sdk; do
   [ -f "$dir/package-lock.json" ] || continue

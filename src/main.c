@@ -9,8 +9,8 @@
 #include <uv.h>
 
 #include "core/config.h"
-#include "face/gateway.h"
-#include "sim/sim_http.h"
+#include "app/gateway.h"
+#include "app/sim_http.h"
 
 static const char usage[] =
     "usage: sluice [options]              the gateway: the OpenAI API in front of --upstream URLs\n"

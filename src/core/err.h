@@ -1,6 +1,6 @@
 /* err.h - the one list of sluice error codes.
  * Owns: the SL_E* codes (0 or negative), their names and messages.
- * Does not own: HTTP statuses or OpenAI error JSON (see face/errors, later). */
+ * Does not own: HTTP statuses or OpenAI error JSON (http/status.h, oai/error.h). */
 #ifndef SL_ERR_H
 #define SL_ERR_H
 

@@ -15,7 +15,7 @@
 
 #include "face/follow.h"
 #include "pipeline/splice.h"
-#include "upstream/headers.h"
+#include "stream/headers.h"
 
 /* ---- starting a stream (both faces) ---------------------------------------- */
 

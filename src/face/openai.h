@@ -7,7 +7,7 @@
 #include "core/config.h"
 #include "http/server.h"
 #include "stream/store.h"
-#include "upstream/upstream.h"
+#include "stream/transport.h"
 
 /* What both faces work with. */
 struct sl_openai {

@@ -10,8 +10,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "face/errors.h"
-#include "upstream/headers.h"
+#include "stream/headers.h"
 
 /* ---- the pass-through ----------------------------------------------------- */
 

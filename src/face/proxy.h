@@ -4,7 +4,7 @@
 #define SL_FACE_PROXY_H
 
 #include "http/server.h"
-#include "upstream/upstream.h"
+#include "stream/transport.h"
 
 /* Sends the exchange's request to t unchanged (but for hop-by-hop headers)
  * and its answer back unchanged. Takes over the exchange. */

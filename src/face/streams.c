@@ -11,7 +11,7 @@
 
 #include "face/follow.h"
 #include "pipeline/chunk.h"
-#include "upstream/headers.h"
+#include "stream/headers.h"
 
 /* ---- small helpers ----------------------------------------------------------- */
 

@@ -15,7 +15,7 @@
 
 #include "face/follow.h"
 #include "pipeline/splice.h"
-#include "upstream/headers.h"
+#include "stream/headers.h"
 
 /* Streams one socket is creating or following at once. Each costs an
  * upstream request or a follower, and their bytes share one write bound. */

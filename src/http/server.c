@@ -2,7 +2,7 @@
  * Owns: the connection state machine (head, body, dispatch, linger), its
  * timers, the bounded input and output queues, and response framing.
  * Does not own: parsing (http/parser.c), routing and content (the handler),
- * error bodies (face/errors.c). */
+ * error bodies (oai/error.c). */
 #include "http/server.h"
 
 #include <errno.h>
@@ -12,7 +12,8 @@
 #include <strings.h>
 
 #include "core/limits.h"
-#include "face/errors.h"
+#include "http/status.h"
+#include "oai/error.h"
 
 /* How long a closing connection keeps reading (and discarding) after it sent
  * its last byte, so that unread client bytes do not turn the close into a

@@ -54,7 +54,7 @@ uv_loop_t *sl_http_ex_loop(const struct sl_http_exchange *ex);
  * Ends the exchange whatever it returns (SL_ECLOSED: the client is gone). */
 int sl_http_ex_respond(struct sl_http_exchange *ex, int status, const char *content_type,
                        const char *headers, const char *body, size_t len);
-/* An OpenAI-shaped JSON error response (face/errors); headers as for
+/* An OpenAI-shaped JSON error response (oai/error.h); headers as for
  * sl_http_ex_respond (for example "Allow: POST\r\n" with a 405). Ends the
  * exchange. */
 int sl_http_ex_respond_error(struct sl_http_exchange *ex, int status, const char *headers,

@@ -5,7 +5,7 @@
  * JSON parsing (fault.c), sockets, clocks, HTTP framing. */
 #include "sim/sim.h"
 
-#include "face/errors.h"
+#include "oai/error.h"
 
 #include <jansson.h>
 #include <math.h>

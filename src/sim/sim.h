@@ -4,8 +4,8 @@
  * response bytes (SSE chunks, JSON bodies, errors), fault injection, and the
  * engine's counters for /metrics.
  * Does not own: sockets, timers or clocks (now_ms and the wall time are passed
- * in), HTTP framing, routing. Used by `sluice sim` (sim/sim_http.c) and, later,
- * as the gateway's in-process backend. */
+ * in), HTTP framing, routing. Used through upstream/sim_backend.c, the
+ * gateway's in-process backend and what `sluice sim` (app/sim_http.c) serves. */
 #ifndef SL_SIM_H
 #define SL_SIM_H
 

@@ -7,8 +7,8 @@
 #include <sys/random.h>
 #include <time.h>
 
-#include "face/errors.h"
-#include "upstream/headers.h"
+#include "oai/error.h"
+#include "stream/headers.h"
 
 void sl_stream_new_id(char id[SL_STREAM_ID_CHARS + 1])
 {

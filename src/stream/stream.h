@@ -11,9 +11,9 @@
 #include <stdint.h>
 #include <uv.h>
 
-#include "pipeline/ingest.h"
+#include "stream/ingest.h"
 #include "stream/log.h"
-#include "upstream/upstream.h"
+#include "stream/transport.h"
 
 /* 128 random bits in URL-safe base64 without padding. */
 #define SL_STREAM_ID_CHARS 22

@@ -7,7 +7,7 @@
 #include <uv.h>
 
 #include "core/buf.h"
-#include "upstream/upstream.h"
+#include "stream/transport.h"
 
 struct sl_upstream_client;
 

@@ -8,7 +8,7 @@
 #include <stdint.h>
 #include <uv.h>
 
-#include "upstream/upstream.h"
+#include "stream/transport.h"
 
 struct sl_upstream_h1;
 

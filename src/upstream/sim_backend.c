@@ -9,7 +9,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "face/errors.h"
+#include "oai/error.h"
 
 /* Bytes of one poll's output held before they go on (a stream), and the
  * ceiling of a whole non-streaming answer (n choices of up to

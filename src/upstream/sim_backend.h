@@ -7,7 +7,7 @@
 
 #include "core/config.h"
 #include "sim/sim.h"
-#include "upstream/upstream.h"
+#include "stream/transport.h"
 
 struct sl_sim_backend;
 

@@ -31,7 +31,7 @@ from replay_upstream import HeaderLookup, ReplayUpstream
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
 
-FIXTURES = os.environ.get("SL_FIXTURES", "/work/shared/fixtures/vllm")
+FIXTURES = os.environ.get("SL_FIXTURES", os.path.join(REPO, "tests", "fixtures", "vllm"))
 MODEL = "Qwen/Qwen3-0.6B"
 # Fast timing for tests that do not care about timing.
 FAST = ["--ttft-ms", "0", "--itl-ms", "1", "--jitter-ms", "0"]

@@ -8,7 +8,8 @@
 #include <cmocka.h>
 
 #include "core/buf.h"
-#include "face/errors.h"
+#include "http/status.h"
+#include "oai/error.h"
 
 static void test_append_within_ceiling(void **state)
 {

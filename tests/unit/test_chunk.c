@@ -16,7 +16,7 @@
 #include "core/buf.h"
 #include "pipeline/chunk.h"
 
-#define DEFAULT_FIXTURES "/work/shared/fixtures/vllm"
+#define DEFAULT_FIXTURES SL_FIXTURES_DIR
 #define TEXT_MAX         4096
 
 static const char *fixtures_dir(void)

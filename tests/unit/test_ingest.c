@@ -11,7 +11,7 @@
 #include <string.h>
 #include <cmocka.h>
 
-#include "pipeline/ingest.h"
+#include "stream/ingest.h"
 #include "pipeline/splice.h"
 
 /* Where the log rebuilds coded chunks for a read (see stream/log.h). */
@@ -21,7 +21,7 @@ static char *read_fixture(const char *name, size_t *len)
 {
     const char *dir = getenv("SL_FIXTURES");
     char path[1024];
-    snprintf(path, sizeof path, "%s/%s", dir ? dir : "/work/shared/fixtures/vllm", name);
+    snprintf(path, sizeof path, "%s/%s", dir ? dir : SL_FIXTURES_DIR, name);
     FILE *f = fopen(path, "rb");
     assert_non_null(f);
     fseek(f, 0, SEEK_END);

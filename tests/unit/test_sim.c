@@ -181,7 +181,7 @@ static char *read_fixture(const char *name)
 {
     const char *dir = getenv("SL_FIXTURES");
     char path[1024];
-    snprintf(path, sizeof path, "%s/%s", dir ? dir : "../shared/fixtures/vllm", name);
+    snprintf(path, sizeof path, "%s/%s", dir ? dir : SL_FIXTURES_DIR, name);
     FILE *f = fopen(path, "rb");
     if (f == NULL)
         fail_msg("cannot open fixture %s (set SL_FIXTURES)", path);

@@ -27,7 +27,7 @@
 #define PATH_MAX_LEN    4096
 #define FIXTURE_MAX     (1024 * 1024)
 
-#define DEFAULT_FIXTURES     "/work/shared/fixtures/vllm"
+#define DEFAULT_FIXTURES     SL_FIXTURES_DIR
 #define NO_REASONING_FIXTURE "vllm-0.9.2_qwen3-0.6b_chat-stream_no-reasoning-parser.sse"
 
 /* Appends p[0..n) readably: printable ASCII as is, the rest escaped, and the

@@ -1,14 +1,13 @@
-/* errors.h - OpenAI-shaped errors, the only place that writes them.
- * Owns: {"error":{"message","type","param","code"}} bodies, the type name
- * for each HTTP status, and status reason phrases.
- * Does not own: when an error is sent (callers decide). */
-#ifndef SL_FACE_ERRORS_H
-#define SL_FACE_ERRORS_H
+/* error.h - OpenAI-shaped errors, the only place that writes them; a leaf
+ * that every layer above core may use (the HTTP server, the pipeline, the
+ * simulator, the faces). Owns: {"error":{"message","type","param","code"}}
+ * bodies and the type name for each HTTP status. Does not own: when an
+ * error is sent (callers decide), reason phrases (http/status.h). */
+#ifndef SL_OAI_ERROR_H
+#define SL_OAI_ERROR_H
 
 #include "core/buf.h"
 
-/* The reason phrase of an HTTP status ("Not Found"), "Unknown" otherwise. */
-const char *sl_http_reason(int status);
 /* The error type vLLM gives a status ("NotFoundError", "BadRequestError"). */
 const char *sl_error_type(int status);
 

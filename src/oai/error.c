@@ -1,63 +1,46 @@
-/* errors.c - OpenAI-shaped error bodies and HTTP status names (errors.h). */
-#include "face/errors.h"
+/* error.c - OpenAI-shaped error bodies and the error type of each HTTP
+ * status (see error.h). */
+#include "oai/error.h"
 
 #include <string.h>
 
-struct status_row {
+/* The exception name vLLM's API server gives each status. */
+struct type_row {
     int status;
-    const char *reason;
     const char *type;
 };
 
-static const struct status_row status_rows[] = {
-    {100, "Continue", ""},
-    {200, "OK", ""},
-    {201, "Created", ""},
-    {204, "No Content", ""},
-    {400, "Bad Request", "BadRequestError"},
-    {401, "Unauthorized", "UnauthorizedError"},
-    {403, "Forbidden", "ForbiddenError"},
-    {404, "Not Found", "NotFoundError"},
-    {405, "Method Not Allowed", "MethodNotAllowedError"},
-    {408, "Request Timeout", "RequestTimeoutError"},
-    {409, "Conflict", "ConflictError"},
-    {410, "Gone", "GoneError"},
-    {411, "Length Required", "LengthRequiredError"},
-    {413, "Content Too Large", "RequestTooLargeError"},
-    {414, "URI Too Long", "URITooLongError"},
-    {417, "Expectation Failed", "ExpectationFailedError"},
-    {422, "Unprocessable Content", "UnprocessableEntityError"},
-    {426, "Upgrade Required", "UpgradeRequiredError"},
-    {429, "Too Many Requests", "RateLimitError"},
-    {431, "Request Header Fields Too Large", "RequestHeaderFieldsTooLargeError"},
-    {499, "Client Closed Request", "CancelledError"},
-    {500, "Internal Server Error", "InternalServerError"},
-    {501, "Not Implemented", "NotImplementedError"},
-    {502, "Bad Gateway", "BadGatewayError"},
-    {503, "Service Unavailable", "ServiceUnavailableError"},
-    {504, "Gateway Timeout", "GatewayTimeoutError"},
-    {505, "HTTP Version Not Supported", "HTTPVersionNotSupportedError"},
+static const struct type_row type_rows[] = {
+    {400, "BadRequestError"},
+    {401, "UnauthorizedError"},
+    {403, "ForbiddenError"},
+    {404, "NotFoundError"},
+    {405, "MethodNotAllowedError"},
+    {408, "RequestTimeoutError"},
+    {409, "ConflictError"},
+    {410, "GoneError"},
+    {411, "LengthRequiredError"},
+    {413, "RequestTooLargeError"},
+    {414, "URITooLongError"},
+    {417, "ExpectationFailedError"},
+    {422, "UnprocessableEntityError"},
+    {426, "UpgradeRequiredError"},
+    {429, "RateLimitError"},
+    {431, "RequestHeaderFieldsTooLargeError"},
+    {499, "CancelledError"},
+    {500, "InternalServerError"},
+    {501, "NotImplementedError"},
+    {502, "BadGatewayError"},
+    {503, "ServiceUnavailableError"},
+    {504, "GatewayTimeoutError"},
+    {505, "HTTPVersionNotSupportedError"},
 };
-
-static const struct status_row *find(int status)
-{
-    for (size_t i = 0; i < sizeof status_rows / sizeof status_rows[0]; i++)
-        if (status_rows[i].status == status)
-            return &status_rows[i];
-    return NULL;
-}
-
-const char *sl_http_reason(int status)
-{
-    const struct status_row *r = find(status);
-    return r ? r->reason : "Unknown";
-}
 
 const char *sl_error_type(int status)
 {
-    const struct status_row *r = find(status);
-    if (r && r->type[0])
-        return r->type;
+    for (size_t i = 0; i < sizeof type_rows / sizeof type_rows[0]; i++)
+        if (type_rows[i].status == status)
+            return type_rows[i].type;
     return status >= 500 ? "InternalServerError" : "BadRequestError";
 }
 

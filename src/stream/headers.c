@@ -1,6 +1,6 @@
 /* headers.c - which headers cross sluice between a client and an upstream
  * (see headers.h). */
-#include "upstream/headers.h"
+#include "stream/headers.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -3,7 +3,7 @@
  * client for http://, libcurl for https:// or --upstream-http curl, or the
  * in-process simulator), the upstream key, and which path goes to which face; paths
  * sluice does not serve are proxied to the upstream unchanged. */
-#include "face/gateway.h"
+#include "app/gateway.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -1,8 +1,8 @@
 /* gateway.h - sluice's gateway: the HTTP server, the routes of the two
  * faces, and the upstream behind them (an HTTP upstream, or the in-process
  * simulator when none is configured). */
-#ifndef SL_FACE_GATEWAY_H
-#define SL_FACE_GATEWAY_H
+#ifndef SL_APP_GATEWAY_H
+#define SL_APP_GATEWAY_H
 
 #include <uv.h>
 

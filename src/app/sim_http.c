@@ -3,7 +3,7 @@
  * Owns: wiring the HTTP server to the backend through the pass-through
  * proxy (a client that hangs up aborts its generation). Does not own: the
  * routes or the bytes (upstream/sim_backend.c, sim/sim.c). */
-#include "sim/sim_http.h"
+#include "app/sim_http.h"
 
 #include <stdlib.h>
 

@@ -1,9 +1,9 @@
 /* ingest.c - upstream SSE bytes into a stream log (see ingest.h). */
-#include "pipeline/ingest.h"
+#include "stream/ingest.h"
 
 #include <string.h>
 
-#include "face/errors.h"
+#include "oai/error.h"
 #include "pipeline/chunk.h"
 
 void sl_ingest_init(struct sl_ingest *in, struct sl_log *log, size_t max_event_bytes,

@@ -5,8 +5,8 @@
  * and timing them (time passed in), and ending the log with an error event
  * when the answer is cut, stalled, broken or ends without a finish_reason.
  * Does not own: sockets, the upstream request, rendering. */
-#ifndef SL_PIPELINE_INGEST_H
-#define SL_PIPELINE_INGEST_H
+#ifndef SL_STREAM_INGEST_H
+#define SL_STREAM_INGEST_H
 
 #include <stdbool.h>
 #include <stdint.h>

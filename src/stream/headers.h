@@ -1,16 +1,17 @@
 /* headers.h - the header rules of every forwarded request and response:
  * end-to-end headers cross, hop-by-hop ones, Host and Content-Length are
  * rewritten (RFC 9110 7.6.1), and the status for a failure before a head.
+ * Beside the transport (transport.h), whose header lines these are.
  * Does not own: sending anything. */
-#ifndef SL_UPSTREAM_HEADERS_H
-#define SL_UPSTREAM_HEADERS_H
+#ifndef SL_STREAM_HEADERS_H
+#define SL_STREAM_HEADERS_H
 
 #include <stdbool.h>
 #include <stdint.h>
 
 #include "core/buf.h"
 #include "http/parser.h"
-#include "upstream/upstream.h"
+#include "stream/transport.h"
 
 /* The end-to-end request headers as "Name: value" lines (pointers into
  * store, valid until store changes). drop_auth leaves out Authorization. */

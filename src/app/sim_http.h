@@ -1,8 +1,8 @@
 /* sim_http.h - `sluice sim`: the simulator core served over HTTP with vLLM's
  * routes (/health, /v1/models, /metrics, /v1/chat/completions,
  * /v1/completions). Owns the glue between the HTTP server and the core. */
-#ifndef SL_SIM_HTTP_H
-#define SL_SIM_HTTP_H
+#ifndef SL_APP_SIM_HTTP_H
+#define SL_APP_SIM_HTTP_H
 
 #include <uv.h>
 

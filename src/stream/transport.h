@@ -1,11 +1,11 @@
-/* upstream.h - one request to an upstream, whatever carries it.
+/* transport.h - one request to an upstream, whatever carries it: what a
+ * stream needs from below, defined here so that stream/ knows no transport.
  * Owns: the callbacks through which an upstream answer arrives (head, body
- * bytes, end), and the transport interface that the HTTP client
- * (upstream/client.c, libcurl) and the in-process simulator
- * (upstream/sim_backend.c) both implement, so the gateway treats them alike.
- * Does not own: parsing the answer (pipeline/), routing between upstreams. */
-#ifndef SL_UPSTREAM_H
-#define SL_UPSTREAM_H
+ * bytes, end), and the transport interface that upstream/ implements (h1.c,
+ * client.c with libcurl, the in-process simulator in sim_backend.c), so the
+ * gateway treats them alike. Does not own: parsing the answer, routing. */
+#ifndef SL_STREAM_TRANSPORT_H
+#define SL_STREAM_TRANSPORT_H
 
 #include <stdbool.h>
 #include <stddef.h>
