@@ -30,6 +30,7 @@ struct sl_follower {
     bool pumping, again, reading, finished;
     int read_err;
     bool read_ended;
+    bool read_held; /* rendering stopped at max_unsent: the batch has more */
     size_t read_n;
 };
 
@@ -51,6 +52,10 @@ static void follower_free(struct sl_follower *f)
     free(f);
 }
 
+/* Renders the batch read, up to the client's bound: once the bytes queued
+ * for it and those rendered here reach max_unsent, the rest of the batch is
+ * left for the next read, from the cursor (the last event rendered). So a
+ * burst costs at most max_unsent plus one event, never a whole batch. */
 static void on_read(void *ud, int err, const struct sl_ev *evs, size_t n, bool ended)
 {
     struct sl_follower *f = ud;
@@ -58,7 +63,14 @@ static void on_read(void *ud, int err, const struct sl_ev *evs, size_t n, bool e
     f->read_err = err;
     f->read_n = n;
     f->read_ended = ended;
+    f->read_held = false;
+    size_t queued = err == SL_OK ? f->sink->pending(f->sink_ud) : 0;
     for (size_t i = 0; i < n && err == SL_OK; i++) {
+        if (queued + sl_buf_size(&f->out) - f->base >= f->opts.max_unsent) {
+            f->read_held = true;
+            f->read_ended = false; /* the end is in what was left */
+            break;
+        }
         int rc = f->opts.render ? f->opts.render(f->sink_ud, &evs[i], &f->out)
                                 : sl_render_sse(&f->opts.ctx, f->opts.format, &evs[i], &f->out);
         if (rc != SL_OK)
@@ -180,9 +192,11 @@ static void pump(struct sl_follower *f)
             return;
         }
         /* A short batch means the log has nothing more for now: no second
-         * read just to learn that (a lookup per token saved). */
-        bool drained = f->read_n < SL_FOLLOW_READ_EVENTS;
-        if ((sl_buf_size(&f->out) >= SL_FOLLOW_BATCH_BYTES || drained || f->read_ended) &&
+         * read just to learn that (a lookup per token saved). A batch held
+         * at the bound goes out now; the next turn waits for the drain. */
+        bool drained = !f->read_held && f->read_n < SL_FOLLOW_READ_EVENTS;
+        if ((sl_buf_size(&f->out) >= SL_FOLLOW_BATCH_BYTES || drained || f->read_held ||
+             f->read_ended) &&
             !flush(f))
             return;
         if (f->read_ended) {

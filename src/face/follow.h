@@ -30,7 +30,9 @@ struct sl_follow_sink {
 struct sl_follow_opts {
     enum sl_render_format format;
     struct sl_render_ctx ctx; /* ctx.stream_id may be NULL: the id followed */
-    size_t max_unsent;        /* bytes queued for the client before waiting */
+    /* Bytes queued for the client before waiting: rendering stops there,
+     * so at most one event past it is queued. */
+    size_t max_unsent;
     /* The WebSocket renders events itself: when set, each event goes here
      * instead of sl_render_sse (return an SL_E* to stop). */
     int (*render)(void *ud, const struct sl_ev *ev, struct sl_buf *out);
