@@ -60,7 +60,8 @@
     X(upstream_http, STR, "native|curl", 0, 0, "native", SL_SCOPE_GATEWAY,                         \
       "client for http:// upstreams: sluice's own HTTP/1.1 or libcurl (https: always libcurl)")    \
     X(client_buffer_bytes, INT, "bytes", 4096, 1073741824, "262144", SL_SCOPE_GATEWAY,             \
-      "unsent bytes kept for a slow client before sluice waits for its socket to drain")           \
+      "unsent bytes kept for a slow client before sluice waits for its socket to drain "           \
+      "(at most half of max_write_buffer_bytes)")                                                  \
     X(max_stream_bytes, INT, "bytes", 4096, 1073741824, "67108864", SL_SCOPE_GATEWAY,              \
       "events kept in one stream's log")                                                           \
     X(max_response_bytes, INT, "bytes", 4096, 1073741824, "67108864", SL_SCOPE_GATEWAY,            \

@@ -369,10 +369,16 @@ int sl_follow_sse(struct sl_store *store, const char *id, uint64_t after_seq,
     if (c == NULL)
         return SL_ENOMEM;
     c->ex = ex;
+    /* The follower holds at its bound, which may pass by one event: at most
+     * half the connection's, so that event never gets the client closed. */
+    struct sl_follow_opts o = *opts;
+    size_t cap = sl_http_ex_write_bound(ex) / 2;
+    if (o.max_unsent > cap)
+        o.max_unsent = cap;
     sl_http_ex_set_abort_cb(ex, sse_on_abort, c);
-    sl_http_ex_set_drain_cb(ex, sse_on_drain, c, opts->max_unsent / 2);
+    sl_http_ex_set_drain_cb(ex, sse_on_drain, c, o.max_unsent / 2);
     /* From here the sink callbacks own c: they free it when it ends. */
-    int rc = sl_follow_start(store, id, after_seq, opts, &sse_sink, c, &c->f);
+    int rc = sl_follow_start(store, id, after_seq, &o, &sse_sink, c, &c->f);
     if (rc != SL_OK) {
         sl_http_ex_set_abort_cb(ex, NULL, NULL);
         sl_http_ex_set_drain_cb(ex, NULL, NULL, 0);

@@ -54,8 +54,9 @@ void sl_follow_stop(struct sl_follower *f);
 
 /* Follows stream id into ex, whose SSE response head has been sent: the
  * exchange ends with the stream (or is closed when the store fails); a
- * client that leaves stops the follower. SL_ENOMEM, or the store's error
- * (then ex is untouched and still the caller's). */
+ * client that leaves stops the follower. It waits at opts->max_unsent or at
+ * half of ex's write bound, whichever is less. SL_ENOMEM, or the store's
+ * error (then ex is untouched and still the caller's). */
 SL_WARN_UNUSED int sl_follow_sse(struct sl_store *store, const char *id, uint64_t after_seq,
                                  const struct sl_follow_opts *opts, struct sl_http_exchange *ex);
 
