@@ -18,7 +18,8 @@ static const char usage[] =
     "       sluice sim [options]          a stand-in vLLM server (vLLM's routes and bytes)\n"
     "       sluice --version | --help | sim --help\n\n"
     "Every option below is one row of sluice's settings table: --a-b VALUE\n"
-    "(or --a-b=VALUE; --flag / --no-flag for booleans) sets the key a_b.\n\n";
+    "(or --a-b=VALUE; --flag / --no-flag for booleans) sets the key a_b.\n"
+    "Given again, an option replaces its earlier value (a list option adds one).\n\n";
 
 struct app {
     uv_signal_t sigint, sigterm;

@@ -71,6 +71,21 @@ int sl_gateway_start(uv_loop_t *loop, const struct sl_config *cfg, struct sl_gat
     gw->loop = loop;
     gw->cfg = cfg;
     int rc;
+    /* Refused, not ignored: only the first would be used. */
+    if (cfg->upstream.n > 1) {
+        snprintf(err, errlen,
+                 "several --upstream given (%zu); one upstream is supported until the pool "
+                 "lands (issue 13)",
+                 cfg->upstream.n);
+        free(gw);
+        return SL_EINVAL;
+    }
+    if (strcmp(cfg->upstream_http, "native") != 0 && strcmp(cfg->upstream_http, "curl") != 0) {
+        snprintf(err, errlen, "--upstream-http: \"%s\" is neither native nor curl",
+                 cfg->upstream_http);
+        free(gw);
+        return SL_EINVAL;
+    }
     if (cfg->upstream.n > 0) {
         char auth[4096];
         const char *auth_header = NULL;
@@ -86,11 +101,7 @@ int sl_gateway_start(uv_loop_t *loop, const struct sl_config *cfg, struct sl_gat
         }
         const char *url = cfg->upstream.v[0];
         bool native = sl_upstream_h1_handles(url) && strcmp(cfg->upstream_http, "curl") != 0;
-        if (strcmp(cfg->upstream_http, "native") != 0 && strcmp(cfg->upstream_http, "curl") != 0) {
-            snprintf(err, errlen, "--upstream-http: \"%s\" is neither native nor curl",
-                     cfg->upstream_http);
-            rc = SL_EINVAL;
-        } else if (native) {
+        if (native) {
             struct sl_upstream_h1_opts o = {
                 .connect_timeout_ms = cfg->connect_timeout_ms,
                 .first_byte_timeout_ms = cfg->first_byte_timeout_ms,

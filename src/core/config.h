@@ -46,7 +46,8 @@
     X(send_timeout_ms, INT, "ms", 1, 3600000, "30000", SL_SCOPE_ALL,                               \
       "a client with queued bytes that reads nothing this long is closed")                         \
     X(upstream, LIST, "url", 0, SL_LIMIT_UPSTREAMS, "", SL_SCOPE_GATEWAY,                          \
-      "upstream base URL (repeat for several); none: the built-in simulator")                      \
+      "upstream base URL (one for now: several are refused until the pool, issue 13); none: the "  \
+      "built-in simulator")                                                                        \
     X(upstream_key_env, STR, "name", 0, 0, "", SL_SCOPE_GATEWAY,                                   \
       "environment variable with the upstream API key (else the client's Authorization is sent)")  \
     X(connect_timeout_ms, INT, "ms", 1, 600000, "5000", SL_SCOPE_GATEWAY,                          \
@@ -67,7 +68,8 @@
     X(upstream_http, STR, "native|curl", 0, 0, "native", SL_SCOPE_GATEWAY,                         \
       "client for http:// upstreams: sluice's own HTTP/1.1 or libcurl (https: always libcurl)")    \
     X(client_buffer_bytes, INT, "bytes", 4096, 1073741824, "262144", SL_SCOPE_GATEWAY,             \
-      "unsent bytes kept for a slow client before sluice waits for its socket to drain")           \
+      "unsent bytes kept for a slow client before sluice waits for its socket to drain "           \
+      "(at most half of max_write_buffer_bytes)")                                                  \
     X(max_stream_bytes, INT, "bytes", 4096, 1073741824, "67108864", SL_SCOPE_GATEWAY,              \
       "events kept in one stream's log")                                                           \
     X(max_response_bytes, INT, "bytes", 4096, 1073741824, "67108864", SL_SCOPE_GATEWAY,            \

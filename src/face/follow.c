@@ -34,6 +34,7 @@ struct sl_follower {
     bool answered;    /* a read's answer waits for the pump */
     int read_err;
     bool read_ended;
+    bool read_held; /* rendering stopped at max_unsent: the batch has more */
     size_t read_n;
 };
 
@@ -64,6 +65,10 @@ static void follower_free(struct sl_follower *f)
     free(f);
 }
 
+/* Renders the batch read, up to the client's bound: once the bytes queued
+ * for it and those rendered here reach max_unsent, the rest of the batch is
+ * left for the next read, from the cursor (the last event rendered). So a
+ * burst costs at most max_unsent plus one event, never a whole batch. */
 static void on_read(void *ud, int err, const struct sl_ev *evs, size_t n, bool ended)
 {
     struct sl_follower *f = ud;
@@ -72,7 +77,14 @@ static void on_read(void *ud, int err, const struct sl_ev *evs, size_t n, bool e
     f->read_err = err;
     f->read_n = n;
     f->read_ended = ended;
+    f->read_held = false;
+    size_t queued = err == SL_OK ? f->sink->pending(f->sink_ud) : 0;
     for (size_t i = 0; i < n && err == SL_OK; i++) {
+        if (queued + sl_buf_size(&f->out) - f->base >= f->opts.max_unsent) {
+            f->read_held = true;
+            f->read_ended = false; /* the end is in what was left */
+            break;
+        }
         int rc = f->opts.render ? f->opts.render(f->sink_ud, &evs[i], &f->out)
                                 : sl_render_sse(&f->opts.ctx, f->opts.format, &evs[i], &f->out);
         if (rc != SL_OK)
@@ -203,9 +215,11 @@ static void pump(struct sl_follower *f)
             return;
         }
         /* A short batch means the log has nothing more for now: no second
-         * read just to learn that (a lookup per token saved). */
-        bool drained = f->read_n < SL_FOLLOW_READ_EVENTS;
-        if ((sl_buf_size(&f->out) >= SL_FOLLOW_BATCH_BYTES || drained || f->read_ended) &&
+         * read just to learn that (a lookup per token saved). A batch held
+         * at the bound goes out now; the next turn waits for the drain. */
+        bool drained = !f->read_held && f->read_n < SL_FOLLOW_READ_EVENTS;
+        if ((sl_buf_size(&f->out) >= SL_FOLLOW_BATCH_BYTES || drained || f->read_held ||
+             f->read_ended) &&
             !flush(f))
             return;
         if (f->read_ended) {
@@ -397,10 +411,16 @@ int sl_follow_sse(struct sl_store *store, const char *id, uint64_t after_seq,
     if (c == NULL)
         return SL_ENOMEM;
     c->ex = ex;
+    /* The follower holds at its bound, which may pass by one event: at most
+     * half the connection's, so that event never gets the client closed. */
+    struct sl_follow_opts o = *opts;
+    size_t cap = sl_http_ex_write_bound(ex) / 2;
+    if (o.max_unsent > cap)
+        o.max_unsent = cap;
     sl_http_ex_set_abort_cb(ex, sse_on_abort, c);
-    sl_http_ex_set_drain_cb(ex, sse_on_drain, c, opts->max_unsent / 2);
+    sl_http_ex_set_drain_cb(ex, sse_on_drain, c, o.max_unsent / 2);
     /* From here the sink callbacks own c: they free it when it ends. */
-    int rc = sl_follow_start(store, id, after_seq, opts, &sse_sink, c, &c->f);
+    int rc = sl_follow_start(store, id, after_seq, &o, &sse_sink, c, &c->f);
     if (rc != SL_OK) {
         sl_http_ex_set_abort_cb(ex, NULL, NULL);
         sl_http_ex_set_drain_cb(ex, NULL, NULL, 0);

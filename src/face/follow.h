@@ -30,7 +30,9 @@ struct sl_follow_sink {
 struct sl_follow_opts {
     enum sl_render_format format;
     struct sl_render_ctx ctx; /* ctx.stream_id may be NULL: the id followed */
-    size_t max_unsent;        /* bytes queued for the client before waiting */
+    /* Bytes queued for the client before waiting: rendering stops there,
+     * so at most one event past it is queued. */
+    size_t max_unsent;
     /* The WebSocket renders events itself: when set, each event goes here
      * instead of sl_render_sse (return an SL_E* to stop). */
     int (*render)(void *ud, const struct sl_ev *ev, struct sl_buf *out);
@@ -52,8 +54,9 @@ void sl_follow_stop(struct sl_follower *f);
 
 /* Follows stream id into ex, whose SSE response head has been sent: the
  * exchange ends with the stream (or is closed when the store fails); a
- * client that leaves stops the follower. SL_ENOMEM, or the store's error
- * (then ex is untouched and still the caller's). */
+ * client that leaves stops the follower. It waits at opts->max_unsent or at
+ * half of ex's write bound, whichever is less. SL_ENOMEM, or the store's
+ * error (then ex is untouched and still the caller's). */
 SL_WARN_UNUSED int sl_follow_sse(struct sl_store *store, const char *id, uint64_t after_seq,
                                  const struct sl_follow_opts *opts, struct sl_http_exchange *ex);
 

@@ -476,6 +476,11 @@ size_t sl_http_ex_pending(const struct sl_http_exchange *ex)
     return ex->conn->pending;
 }
 
+size_t sl_http_ex_write_bound(const struct sl_http_exchange *ex)
+{
+    return (size_t)ex->conn->srv->cfg->max_write_buffer_bytes;
+}
+
 void sl_http_ex_set_abort_cb(struct sl_http_exchange *ex, sl_http_abort_cb cb, void *ud)
 {
     ex->abort_cb = cb;

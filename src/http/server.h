@@ -87,6 +87,9 @@ int sl_http_ex_end(struct sl_http_exchange *ex);
 void sl_http_ex_close(struct sl_http_exchange *ex);
 /* Bytes queued for this client and not yet written to the socket. */
 size_t sl_http_ex_pending(const struct sl_http_exchange *ex);
+/* The most bytes that may be queued for this client
+ * (max_write_buffer_bytes): a write past it closes the connection. */
+size_t sl_http_ex_write_bound(const struct sl_http_exchange *ex);
 void sl_http_ex_set_abort_cb(struct sl_http_exchange *ex, sl_http_abort_cb cb, void *ud);
 /* Called after a write completes while sl_http_ex_pending(ex) <= below, so
  * a writer that paused at its bound can go on. Not called inside

@@ -454,6 +454,34 @@ def test_upstream_key_env_unset_refuses_to_start():
     assert b"SL_TEST_NO_SUCH_KEY" in p.stderr
 
 
+def start_error(*args):
+    """Runs the gateway with args, which must refuse to start: its stderr."""
+    port = free_port()
+    p = subprocess.run([sluice_bin(), "--listen", f"127.0.0.1:{port}", *args],
+                       capture_output=True, timeout=30)
+    assert p.returncode != 0, p
+    assert b"serving" not in p.stderr, p.stderr  # refused before listening
+    return p.stderr.decode()
+
+
+def test_several_upstreams_refuse_to_start(procs, recorder):
+    """Issue 10: a second --upstream was taken and ignored; until the pool
+    (issue 13) it is a start-up error. One --upstream still works."""
+    err = start_error("--upstream", "http://127.0.0.1:9", "--upstream", "http://127.0.0.1:10")
+    assert err == ("sluice: several --upstream given (2); one upstream is supported until "
+                   "the pool lands (issue 13)\n"), err
+    gw = procs.gateway_to(recorder)
+    r = http(gw.port, "POST", CHAT, chat_body("hi", stream=False))
+    assert r.status == 200 and recorder.posts(CHAT), r
+
+
+def test_bad_upstream_http_refuses_to_start_without_upstream():
+    """--upstream-http with a value that is neither native nor curl was
+    ignored when no --upstream was given (the simulator serves)."""
+    err = start_error("--upstream-http", "carrier-pigeon")
+    assert '--upstream-http: "carrier-pigeon" is neither native nor curl' in err, err
+
+
 # ------------------------------------------------------------ the body the upstream sees
 
 ODD_BODY = (b'{\n  "model" :\t"Qwen/Qwen3-0.6B",\r\n  "messages": [{"role": "user", '
