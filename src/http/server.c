@@ -11,6 +11,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "core/alloc.h"
 #include "core/limits.h"
 #include "face/errors.h"
 
@@ -341,7 +342,7 @@ static int conn_send(struct conn *c, const uv_buf_t *bufs, unsigned nbufs)
         conn_close(c); /* a client that stops reading costs bounded memory */
         return SL_ECLOSED;
     }
-    struct wreq *w = malloc(sizeof *w + rest);
+    struct wreq *w = sl_malloc(sizeof *w + rest);
     if (w == NULL) {
         conn_close(c);
         return SL_ECLOSED;
@@ -759,10 +760,10 @@ static int start_exchange(struct conn *c, size_t head_len, size_t num_headers)
 {
     struct sl_http_server *srv = c->srv;
     struct sl_http_exchange *ex =
-        calloc(1, sizeof *ex + num_headers * sizeof(struct sl_http_header));
+        sl_calloc(1, sizeof *ex + num_headers * sizeof(struct sl_http_header));
     if (ex == NULL)
         return SL_ENOMEM;
-    ex->head = malloc(head_len);
+    ex->head = sl_malloc(head_len);
     if (ex->head == NULL) {
         free(ex);
         return SL_ENOMEM;
@@ -892,7 +893,7 @@ static void on_connection(uv_stream_t *ls, int status)
     struct sl_http_server *srv = ls->data;
     if (status < 0 || srv->closing)
         return;
-    struct conn *c = calloc(1, sizeof *c);
+    struct conn *c = sl_calloc(1, sizeof *c);
     if (c == NULL)
         return;
     c->srv = srv;
@@ -958,7 +959,7 @@ int sl_http_server_start(uv_loop_t *loop, const struct sl_config *cfg, sl_http_h
         snprintf(err, errlen, "--listen '%s' is not HOST:PORT", cfg->listen);
         return SL_EINVAL;
     }
-    struct sl_http_server *srv = calloc(1, sizeof *srv);
+    struct sl_http_server *srv = sl_calloc(1, sizeof *srv);
     if (srv == NULL) {
         snprintf(err, errlen, "out of memory");
         return SL_ENOMEM;
