@@ -41,6 +41,7 @@ struct conn {
     struct sl_http_server *srv;
     struct conn *prev, *next;
     struct sl_buf in;
+    struct sl_http_head_scan head_scan; /* of the head at the front of in */
     enum conn_state state;
     enum read_timer_mode rt_mode;
     bool reading;
@@ -772,7 +773,7 @@ static int start_exchange(struct conn *c, size_t head_len, size_t num_headers)
     ex->head_len = head_len;
     size_t used = 0;
     int rc = sl_http_parse_request(ex->head, head_len, &srv->limits, &ex->req, ex->hdrs,
-                                   num_headers, &used);
+                                   num_headers, &used, NULL);
     if (rc != SL_OK || used != head_len) {
         exchange_free(ex);
         return rc != SL_OK ? rc : SL_EBADREQ;
@@ -813,11 +814,15 @@ static void process_input(struct conn *c)
             struct sl_http_request req;
             size_t used = 0;
             int rc = sl_http_parse_request(sl_buf_ptr(&c->in), sl_buf_size(&c->in), lim, &req, hdrs,
-                                           lim->max_headers, &used);
+                                           lim->max_headers, &used, &c->head_scan);
             if (rc == SL_EAGAIN) {
+                /* c->in holds at most max_header_bytes plus one read, and
+                 * the parser says SL_EHDRTOOBIG past max_header_bytes: the
+                 * next read always fits (on_read closes otherwise). */
                 read_timer_set(c, RT_HEADER);
                 break;
             }
+            c->head_scan = (struct sl_http_head_scan){0}; /* the next head starts afresh */
             /* RFC 9112 3.2: a server must reject an HTTP/1.1 request
              * without exactly one Host (h11 in front of vLLM does). */
             if (rc == SL_OK && req.minor_version == 1 && !has_one_host(&req))
