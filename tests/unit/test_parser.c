@@ -14,6 +14,7 @@
 
 #include <cmocka.h>
 
+#include "core/alloc.h"
 #include "core/limits.h"
 #include "http/parser.h"
 
@@ -801,6 +802,29 @@ static void test_slow_head_over_the_bound_still_gives_ehdrtoobig(void **state)
                      SL_EHDRTOOBIG);
 }
 
+/* Issue 10, allocation failures: the parser allocates nothing, so a plan
+ * that fails every allocation changes nothing and counts none. */
+static void test_parser_allocates_nothing(void **state)
+{
+    (void)state;
+    if (!sl_alloc_faults_built())
+        skip();
+    size_t len;
+    char *head = slow_head(&len);
+    struct sl_http_limits lim = default_limits;
+    lim.max_header_bytes = 2 * SLOW_HEAD_BYTES;
+    assert_int_equal(sl_alloc_fail(NULL, 1, (unsigned long)-1), SL_OK);
+    struct sl_http_head_scan scan = {0};
+    struct sl_http_request req;
+    struct sl_http_header hdrs[HDR_CAP];
+    size_t used = 0;
+    int rc = feed_request(head, len, 4096, &lim, &scan, &req, hdrs, &used);
+    unsigned long counted = sl_alloc_counted();
+    assert_int_equal(sl_alloc_fail(NULL, 0, 0), SL_OK);
+    assert_int_equal(rc, SL_OK);
+    assert_int_equal(counted, 0);
+}
+
 static void test_default_header_bound_is_16_kib(void **state)
 {
     (void)state;
@@ -1503,6 +1527,7 @@ int main(void)
         cmocka_unit_test(test_slow_head_is_read_a_bounded_number_of_times),
         cmocka_unit_test(test_slow_head_end_split_anywhere_is_found),
         cmocka_unit_test(test_slow_head_over_the_bound_still_gives_ehdrtoobig),
+        cmocka_unit_test(test_parser_allocates_nothing),
         cmocka_unit_test(test_default_header_bound_is_16_kib),
         cmocka_unit_test(test_header_count_at_max_headers_passes_one_over_fails),
         cmocka_unit_test(test_header_count_bounded_by_array_capacity),
