@@ -14,14 +14,14 @@ deps:
 	@bash scripts/deps.sh
 
 build: deps
-	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release -DSL_TESTS=OFF >/dev/null
+	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release -DSL_TESTS=OFF -DSL_ALLOC_FAULTS=OFF >/dev/null
 	@cmake --build $(BUILD) -j $(JOBS)
 
 run: build
 	@./$(BUILD)/sluice $(ARGS)
 
 test-build: deps
-	@cmake -S . -B $(TEST_BUILD) -DCMAKE_BUILD_TYPE=Debug -DSL_SANITIZE=ON >/dev/null
+	@cmake -S . -B $(TEST_BUILD) -DCMAKE_BUILD_TYPE=Debug -DSL_SANITIZE=ON -DSL_ALLOC_FAULTS=ON >/dev/null
 	@cmake --build $(TEST_BUILD) -j $(JOBS)
 
 test: test-build build

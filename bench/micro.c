@@ -172,7 +172,7 @@ __attribute__((noinline)) uint64_t micro_parser(const struct micro_input *in, ui
         struct sl_http_request req;
         size_t used = 0;
         if (sl_http_parse_request(micro_head, sizeof micro_head - 1, &lim, &req, hdrs, MICRO_HDRS,
-                                  &used) != SL_OK)
+                                  &used, NULL) != SL_OK)
             abort();
         acc += used + req.num_headers;
     }

@@ -137,7 +137,7 @@ static void parse_at_end(const uint8_t *data, size_t len, char *scratch, size_t 
     if (len)
         memcpy(buf, data, len);
     r->consumed = 777;
-    r->rc = sl_http_parse_request(buf, len, &s->lim, &r->req, r->hdrs, s->cap, &r->consumed);
+    r->rc = sl_http_parse_request(buf, len, &s->lim, &r->req, r->hdrs, s->cap, &r->consumed, NULL);
     check_result(buf, len, s, r);
 }
 
@@ -274,7 +274,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             struct result next;
             size_t rest = body_len - used;
             next.rc = sl_http_parse_request(body + used, rest, &s->lim, &next.req, next.hdrs,
-                                            s->cap, &next.consumed);
+                                            s->cap, &next.consumed, NULL);
             check_result(body + used, rest, s, &next);
         }
     }

@@ -4,10 +4,12 @@
  * Does not own: anything that serves a request. */
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <uv.h>
 
+#include "core/alloc.h"
 #include "core/config.h"
 #include "app/gateway.h"
 #include "app/sim_http.h"
@@ -72,8 +74,22 @@ int main(int argc, char **argv)
     if (sim_cmd)
         cfg.listen = "127.0.0.1:8000";
     char err[512];
+    int rc;
     if (sl_config_parse_args(&cfg, scope, argc - first, argv + first, err, sizeof err) != SL_OK) {
         fprintf(stderr, "sluice: %s\n", err);
+        sl_config_free(&cfg);
+        return 2;
+    }
+    /* The tests' allocation faults: in the test build only (core/alloc.h). */
+    rc = sl_alloc_fail_from_env();
+    if (rc == 1) {
+        fprintf(stderr, "sluice: SL_FAIL_ALLOC=%s: those allocations will fail\n",
+                getenv("SL_FAIL_ALLOC"));
+    } else if (rc == SL_ENOTIMPL) {
+        fprintf(stderr, "sluice: SL_FAIL_ALLOC ignored: built without SL_ALLOC_FAULTS\n");
+    } else if (rc != SL_OK) {
+        fprintf(stderr, "sluice: SL_FAIL_ALLOC=%s is not [SITE:]FIRST[-LAST]\n",
+                getenv("SL_FAIL_ALLOC"));
         sl_config_free(&cfg);
         return 2;
     }
@@ -82,8 +98,8 @@ int main(int argc, char **argv)
 
     uv_loop_t *loop = uv_default_loop();
     struct app app = {0};
-    int rc = sim_cmd ? sl_sim_http_start(loop, &cfg, &app.sim, err, sizeof err)
-                     : sl_gateway_start(loop, &cfg, &app.gateway, err, sizeof err);
+    rc = sim_cmd ? sl_sim_http_start(loop, &cfg, &app.sim, err, sizeof err)
+                 : sl_gateway_start(loop, &cfg, &app.gateway, err, sizeof err);
     if (rc != SL_OK) {
         fprintf(stderr, "sluice: %s\n", err);
         sl_config_free(&cfg);

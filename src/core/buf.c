@@ -1,6 +1,8 @@
 /* buf.c - bounded growable byte buffer (see buf.h). */
 #include "core/buf.h"
 
+#include "core/alloc.h"
+
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -42,7 +44,7 @@ static int reserve(struct sl_buf *b, size_t n)
     size_t cap = b->cap ? b->cap : 64;
     while (cap < need)
         cap = cap > SIZE_MAX / 2 ? need : cap * 2;
-    char *p = realloc(b->data, cap);
+    char *p = sl_realloc(b->data, cap);
     if (p == NULL)
         return SL_ENOMEM;
     b->data = p;

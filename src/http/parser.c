@@ -208,6 +208,57 @@ static size_t head_end(size_t len, const struct sl_http_limits *lim, int *more)
     return len < lim->max_header_bytes ? len : lim->max_header_bytes;
 }
 
+/* Whether buf[0..len) is worth parsing (see struct sl_http_head_scan).
+ * Counts the bytes the search and the parse to come read. */
+static bool head_worth_parsing(const char *buf, size_t len, const struct sl_http_limits *lim,
+                               struct sl_http_head_scan *scan)
+{
+    if (scan == NULL)
+        return true;
+    /* Past the bound nothing is searched: the parse says SL_EHDRTOOBIG
+     * (or the error it meets first). */
+    size_t end = len < lim->max_header_bytes ? len : lim->max_header_bytes;
+    assert(scan->seen <= end || scan->seen == lim->max_header_bytes);
+    /* The head ends at a LF, an optional CR, a LF (lines end in CRLF or a
+     * bare LF). tail carries the part of that seen at the end of the last
+     * call: 0 none, 1 a LF, 2 a LF and a CR. */
+    size_t i = scan->seen;
+    int tail = scan->tail;
+    bool found = false;
+    if (end > i)
+        scan->examined += end - i;
+    while (i < end) {
+        if (tail == 0) {
+            const char *lf = memchr(buf + i, '\n', end - i);
+            if (lf == NULL)
+                break;
+            i = (size_t)(lf - buf) + 1;
+            tail = 1;
+            continue;
+        }
+        char c = buf[i++];
+        if (c == '\n') {
+            found = true;
+            tail = 1; /* the LF may start the next end */
+        } else {
+            tail = c == '\r' && tail == 1 ? 2 : 0;
+        }
+    }
+    if (end > scan->seen) {
+        scan->seen = end;
+        scan->tail = tail;
+    }
+    /* A found end may be an empty line before the request line (RFC 9112
+     * 2.2): the parse then says SL_EAGAIN, and the search goes on. The
+     * doubling rule finds errors inside an incomplete head at a cost of
+     * at most twice the head's bytes over all calls. */
+    if (!found && len <= lim->max_header_bytes && len < 2 * scan->parsed)
+        return false;
+    scan->parsed = len;
+    scan->examined += end;
+    return true;
+}
+
 /* How many header fields a head may have: the smallest of the caller's
  * array, the configured bound and the hard ceiling. */
 static size_t fields_cap(const struct sl_http_limits *lim, size_t hdr_cap)
@@ -397,7 +448,7 @@ static int apply_request_header(struct head_state *st, const struct sl_http_requ
 
 int sl_http_parse_request(const char *buf, size_t len, const struct sl_http_limits *lim,
                           struct sl_http_request *req, struct sl_http_header *hdrs, size_t hdr_cap,
-                          size_t *consumed)
+                          size_t *consumed, struct sl_http_head_scan *scan)
 {
     assert(buf != NULL || len == 0);
     assert(lim != NULL && req != NULL && consumed != NULL);
@@ -405,6 +456,8 @@ int sl_http_parse_request(const char *buf, size_t len, const struct sl_http_limi
 
     *req = (struct sl_http_request){.headers = hdrs, .content_length = -1};
     *consumed = 0;
+    if (!head_worth_parsing(buf, len, lim, scan))
+        return SL_EAGAIN;
 
     int more;
     size_t end = head_end(len, lim, &more);
@@ -636,7 +689,7 @@ static int parse_response_head(const char *buf, size_t len, const struct sl_http
 
 int sl_http_parse_response(const char *buf, size_t len, const struct sl_http_limits *lim,
                            struct sl_http_response *res, struct sl_http_header *hdrs,
-                           size_t hdr_cap, size_t *consumed)
+                           size_t hdr_cap, size_t *consumed, struct sl_http_head_scan *scan)
 {
     assert(buf != NULL || len == 0);
     assert(lim != NULL && res != NULL && consumed != NULL);
@@ -644,6 +697,8 @@ int sl_http_parse_response(const char *buf, size_t len, const struct sl_http_lim
 
     *res = (struct sl_http_response){.headers = hdrs, .content_length = -1};
     *consumed = 0;
+    if (!head_worth_parsing(buf, len, lim, scan))
+        return SL_EAGAIN;
     int rc = parse_response_head(buf, len, lim, res, hdrs, hdr_cap, consumed);
     /* From an upstream, malformed means the peer does not speak HTTP. */
     return rc == SL_EBADREQ ? SL_EPROTO : rc;

@@ -59,6 +59,25 @@ struct sl_http_request {
     bool expect_unknown;    /* another Expect value: the server may answer 417 */
 };
 
+/* What a head parser keeps between calls on one growing buffer, so that a
+ * head arriving in many reads is not parsed again from its first byte on
+ * every read (a slow 1 MiB head would cost O(n^2), a slowloris lever).
+ * Caller-owned: zero it before the first call on a head, and again after
+ * any result but SL_EAGAIN. Between calls the buffer may move but must keep
+ * its bytes and only grow. With it, a call first searches only the new
+ * bytes for the head's end (a line end, an optional CR, a LF: split across
+ * reads or not) and parses the head only when it is complete, when the
+ * buffer passed max_header_bytes, or when it has doubled since the last
+ * parse. So an error inside an incomplete head is still found, by the time
+ * the buffer is twice what it was when the error arrived, and the bytes
+ * read over all calls stay under 4 times the head's (examined). */
+struct sl_http_head_scan {
+    size_t seen;       /* private: bytes already searched for the end */
+    size_t parsed;     /* private: buffer length at the last parse */
+    int tail;          /* private: where the search stood in a line end */
+    uint64_t examined; /* bytes read over all calls: the work done */
+};
+
 /* Empty lines tolerated before a request line (RFC 9112 2.2: a client may
  * send a stray CRLF after a body); one more is a 400. */
 #define SL_HTTP_LEADING_EMPTY_LINES_MAX 4
@@ -79,16 +98,19 @@ struct sl_http_request {
  *   SL_EVERSION (505) a version other than HTTP/1.0 or HTTP/1.1;
  *   SL_ENOTIMPL (501) a Transfer-Encoding other than chunked.
  * Header pointers in req point into buf and are valid while buf is. Lines may
- * end in CRLF or a bare LF. Re-parsing a growing buffer from the start is
- * allowed (the caller bounds the work with max_header_bytes).
+ * end in CRLF or a bare LF.
  * req is meaningful only on SL_OK. No body: content_length -1 and !chunked.
  * path borrows from buf too, except for an absolute-form target without a
  * path ("http://host?q"), where it is the static string "/". Pipelining: the
- * next request starts at *consumed plus the body; parse it from there. */
+ * next request starts at *consumed plus the body; parse it from there.
+ * scan is NULL to parse buf from its start (every error is then found at
+ * the byte that shows it), or the head's sl_http_head_scan when buf grows
+ * by reads (see there: the work is linear, errors may be found later). */
 SL_WARN_UNUSED int sl_http_parse_request(const char *buf, size_t len,
                                          const struct sl_http_limits *lim,
                                          struct sl_http_request *req, struct sl_http_header *hdrs,
-                                         size_t hdr_cap, size_t *consumed);
+                                         size_t hdr_cap, size_t *consumed,
+                                         struct sl_http_head_scan *scan);
 
 /* Finds a header by name (case-insensitive); returns the first or NULL. */
 const struct sl_http_header *sl_http_find_header(const struct sl_http_request *req,
@@ -139,11 +161,13 @@ struct sl_http_response {
  * are not used. res is meaningful only on SL_OK; its pointers point into
  * buf; reason is the rest of the status line after the SP that follows the
  * status (empty when there is none). A 1xx head is returned like any other:
- * the caller skips it and parses the next head from *consumed. */
+ * the caller skips it and parses the next head from *consumed (with a
+ * zeroed scan). scan: as for sl_http_parse_request. */
 SL_WARN_UNUSED int sl_http_parse_response(const char *buf, size_t len,
                                           const struct sl_http_limits *lim,
                                           struct sl_http_response *res, struct sl_http_header *hdrs,
-                                          size_t hdr_cap, size_t *consumed);
+                                          size_t hdr_cap, size_t *consumed,
+                                          struct sl_http_head_scan *scan);
 
 /* How the body of res is delimited; head_request: it answers a HEAD. */
 enum sl_http_body_kind sl_http_response_body(const struct sl_http_response *res, bool head_request);

@@ -6,11 +6,13 @@
 #include "http/server.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <sys/socket.h>
 #include <string.h>
 #include <strings.h>
 
+#include "core/alloc.h"
 #include "core/limits.h"
 #include "http/status.h"
 #include "oai/error.h"
@@ -19,6 +21,10 @@
  * its last byte, so that unread client bytes do not turn the close into a
  * reset that destroys the response in flight (nginx: lingering_close). */
 #define SL_LINGER_MS 2000
+
+/* Connections the kernel queues for accept (listen(2)'s backlog; Linux
+ * caps it at net.core.somaxconn). */
+#define SL_LISTEN_BACKLOG 4096
 
 enum conn_state {
     CONN_HEAD,     /* waiting for (more of) a request head */
@@ -41,6 +47,7 @@ struct conn {
     struct sl_http_server *srv;
     struct conn *prev, *next;
     struct sl_buf in;
+    struct sl_http_head_scan head_scan; /* of the head at the front of in */
     enum conn_state state;
     enum read_timer_mode rt_mode;
     bool reading;
@@ -79,6 +86,14 @@ struct sl_http_exchange {
 
 struct sl_http_server {
     uv_tcp_t listener;
+    /* A connection whose state cannot be allocated is still accepted, into
+     * this spare handle, and closed: until a pending connection is
+     * accepted libuv stops watching the listener (uv__server_io), so one
+     * failed calloc would stop the server accepting for good. */
+    uv_tcp_t refuse;
+    bool refuse_busy;    /* refuse is open or closing */
+    bool refuse_waiting; /* a connection waits in the listener for refuse */
+    int open_handles;    /* listener and refuse: srv is freed at 0 */
     uv_loop_t *loop;
     const struct sl_config *cfg;
     struct sl_http_limits limits;
@@ -138,6 +153,16 @@ static void on_handle_closed(uv_handle_t *h)
         return;
     sl_buf_free(&c->in);
     free(c);
+}
+
+/* Closes the handles of a connection that never joined the server's list
+ * (its accept or a timer's init failed): those opened so far. */
+static void conn_abandon(struct conn *c)
+{
+    c->state = CONN_CLOSING;
+    uv_close((uv_handle_t *)&c->tcp, on_handle_closed);
+    if (c->open_handles > 1)
+        uv_close((uv_handle_t *)&c->read_timer, on_handle_closed);
 }
 
 static void conn_close(struct conn *c)
@@ -342,7 +367,7 @@ static int conn_send(struct conn *c, const uv_buf_t *bufs, unsigned nbufs)
         conn_close(c); /* a client that stops reading costs bounded memory */
         return SL_ECLOSED;
     }
-    struct wreq *w = malloc(sizeof *w + rest);
+    struct wreq *w = sl_malloc(sizeof *w + rest);
     if (w == NULL) {
         conn_close(c);
         return SL_ECLOSED;
@@ -726,6 +751,8 @@ static int status_for(int err)
         return 505;
     case SL_ENOTIMPL:
         return 501;
+    case SL_ENOMEM:
+        return 503;
     default:
         return 400;
     }
@@ -746,6 +773,8 @@ static const char *message_for(int err)
         return "only HTTP/1.0 and HTTP/1.1 are supported";
     case SL_ENOTIMPL:
         return "only the chunked transfer coding is supported";
+    case SL_ENOMEM:
+        return "the server is out of memory; try again";
     default:
         return "malformed HTTP request";
     }
@@ -765,10 +794,10 @@ static int start_exchange(struct conn *c, size_t head_len, size_t num_headers)
 {
     struct sl_http_server *srv = c->srv;
     struct sl_http_exchange *ex =
-        calloc(1, sizeof *ex + num_headers * sizeof(struct sl_http_header));
+        sl_calloc(1, sizeof *ex + num_headers * sizeof(struct sl_http_header));
     if (ex == NULL)
         return SL_ENOMEM;
-    ex->head = malloc(head_len);
+    ex->head = sl_malloc(head_len);
     if (ex->head == NULL) {
         free(ex);
         return SL_ENOMEM;
@@ -777,7 +806,7 @@ static int start_exchange(struct conn *c, size_t head_len, size_t num_headers)
     ex->head_len = head_len;
     size_t used = 0;
     int rc = sl_http_parse_request(ex->head, head_len, &srv->limits, &ex->req, ex->hdrs,
-                                   num_headers, &used);
+                                   num_headers, &used, NULL);
     if (rc != SL_OK || used != head_len) {
         exchange_free(ex);
         return rc != SL_OK ? rc : SL_EBADREQ;
@@ -818,11 +847,15 @@ static void process_input(struct conn *c)
             struct sl_http_request req;
             size_t used = 0;
             int rc = sl_http_parse_request(sl_buf_ptr(&c->in), sl_buf_size(&c->in), lim, &req, hdrs,
-                                           lim->max_headers, &used);
+                                           lim->max_headers, &used, &c->head_scan);
             if (rc == SL_EAGAIN) {
+                /* c->in holds at most max_header_bytes plus one read, and
+                 * the parser says SL_EHDRTOOBIG past max_header_bytes: the
+                 * next read always fits (on_read closes otherwise). */
                 read_timer_set(c, RT_HEADER);
                 break;
             }
+            c->head_scan = (struct sl_http_head_scan){0}; /* the next head starts afresh */
             /* RFC 9112 3.2: a server must reject an HTTP/1.1 request
              * without exactly one Host (h11 in front of vLLM does). */
             if (rc == SL_OK && req.minor_version == 1 && !has_one_host(&req))
@@ -893,43 +926,113 @@ static void process_input(struct conn *c)
 
 /* ---- accepting ----------------------------------------------------------- */
 
+static void refuse(struct sl_http_server *srv);
+
+static void on_server_handle_closed(uv_handle_t *h)
+{
+    struct sl_http_server *srv = h->data;
+    bool was_refuse = h == (uv_handle_t *)&srv->refuse;
+    if (was_refuse)
+        srv->refuse_busy = false;
+    if (--srv->open_handles == 0) {
+        free(srv);
+        return;
+    }
+    if (was_refuse && srv->refuse_waiting && !srv->closing) {
+        srv->refuse_waiting = false;
+        refuse(srv);
+    }
+}
+
+/* Accepts the pending connection into the spare handle and closes it: the
+ * client sees its connection end, and libuv watches the listener again.
+ * While the spare is still closing from the last refusal, the connection
+ * waits in the listener (libuv stops watching it meanwhile) until the
+ * spare's close callback: at most one loop iteration. */
+static void refuse(struct sl_http_server *srv)
+{
+    if (srv->refuse_busy) {
+        srv->refuse_waiting = true;
+        return;
+    }
+    /* uv_tcp_init without a domain creates no socket and fails only on bad
+     * flags; should it fail, the connection waits for the next one. */
+    int rc = uv_tcp_init(srv->loop, &srv->refuse);
+    if (rc != 0) {
+        fprintf(stderr, "sluice: cannot refuse a connection: %s\n", uv_strerror(rc));
+        return;
+    }
+    srv->refuse.data = srv;
+    srv->refuse_busy = true;
+    srv->open_handles++;
+    /* On failure libuv has closed the descriptor itself; but outside the
+     * connection callback it then leaves the listener unwatched, so watch
+     * it again. */
+    rc = uv_accept((uv_stream_t *)&srv->listener, (uv_stream_t *)&srv->refuse);
+    if (rc != 0) {
+        rc = uv_listen((uv_stream_t *)&srv->listener, SL_LISTEN_BACKLOG,
+                       srv->listener.connection_cb);
+        if (rc != 0)
+            fprintf(stderr, "sluice: the listener stopped: %s\n", uv_strerror(rc));
+    }
+    uv_close((uv_handle_t *)&srv->refuse, on_server_handle_closed);
+}
+
 static void on_connection(uv_stream_t *ls, int status)
 {
     struct sl_http_server *srv = ls->data;
+    /* status < 0: accept() failed and nothing is pending (libuv's EMFILE
+     * trick has closed what it could). Closing: uv_close of the listener
+     * closes a pending descriptor. */
     if (status < 0 || srv->closing)
         return;
-    struct conn *c = calloc(1, sizeof *c);
-    if (c == NULL)
+    struct conn *c = sl_calloc(1, sizeof *c);
+    if (c == NULL) {
+        refuse(srv);
         return;
+    }
     c->srv = srv;
-    uv_tcp_init(srv->loop, &c->tcp);
-    uv_timer_init(srv->loop, &c->read_timer);
-    uv_timer_init(srv->loop, &c->write_timer);
-    c->tcp.data = c->read_timer.data = c->write_timer.data = c;
-    c->open_handles = 3;
     size_t inmax = (size_t)srv->cfg->max_header_bytes;
     if (inmax < SL_LIMIT_PIPELINE_BYTES)
         inmax = SL_LIMIT_PIPELINE_BYTES;
     sl_buf_init(&c->in, inmax + SL_LIMIT_READ_CHUNK);
+    if (uv_tcp_init(srv->loop, &c->tcp) != 0) {
+        free(c);
+        refuse(srv);
+        return;
+    }
+    c->tcp.data = c->read_timer.data = c->write_timer.data = c;
+    c->open_handles = 1;
+    /* Accepted first, so that whatever fails next the listener goes on. On
+     * failure libuv has closed the descriptor. */
+    int rc = uv_accept(ls, (uv_stream_t *)&c->tcp);
+    if (rc == 0)
+        rc = uv_timer_init(srv->loop, &c->read_timer);
+    if (rc == 0) {
+        c->open_handles++;
+        rc = uv_timer_init(srv->loop, &c->write_timer);
+    }
+    if (rc != 0) {
+        conn_abandon(c);
+        return;
+    }
+    c->open_handles++;
     c->next = srv->conns;
     if (srv->conns)
         srv->conns->prev = c;
     srv->conns = c;
     srv->nconns++;
-    if (uv_accept(ls, (uv_stream_t *)&c->tcp) != 0 ||
-        srv->nconns > (size_t)srv->cfg->max_connections) {
-        conn_close(c);
-        return;
-    }
     uv_os_fd_t fd;
-    if (uv_fileno((uv_handle_t *)&c->tcp, &fd) != 0) {
+    if (srv->nconns > (size_t)srv->cfg->max_connections ||
+        uv_fileno((uv_handle_t *)&c->tcp, &fd) != 0 || uv_tcp_nodelay(&c->tcp, 1) != 0) {
         conn_close(c);
         return;
     }
     c->fd = fd;
-    uv_tcp_nodelay(&c->tcp, 1);
     c->state = CONN_HEAD;
     set_reading(c, true);
+    if (c->state == CONN_CLOSING) /* uv_read_start failed */
+        return;
     read_timer_set(c, RT_IDLE);
 }
 
@@ -964,7 +1067,7 @@ int sl_http_server_start(uv_loop_t *loop, const struct sl_config *cfg, sl_http_h
         snprintf(err, errlen, "--listen '%s' is not HOST:PORT", cfg->listen);
         return SL_EINVAL;
     }
-    struct sl_http_server *srv = calloc(1, sizeof *srv);
+    struct sl_http_server *srv = sl_calloc(1, sizeof *srv);
     if (srv == NULL) {
         snprintf(err, errlen, "out of memory");
         return SL_ENOMEM;
@@ -977,15 +1080,21 @@ int sl_http_server_start(uv_loop_t *loop, const struct sl_config *cfg, sl_http_h
     srv->limits.max_headers = (size_t)cfg->max_headers;
     srv->limits.max_url_bytes = (size_t)cfg->max_url_bytes;
     srv->limits.max_body_bytes = (size_t)cfg->max_body_bytes;
-    uv_tcp_init(loop, &srv->listener);
+    int rc = uv_tcp_init(loop, &srv->listener);
+    if (rc != 0) {
+        snprintf(err, errlen, "cannot listen on %s: %s", cfg->listen, uv_strerror(rc));
+        free(srv);
+        return SL_EUNAVAIL;
+    }
     srv->listener.data = srv;
-    int rc = uv_tcp_bind(&srv->listener, (struct sockaddr *)&ss, 0);
+    srv->open_handles = 1;
+    rc = uv_tcp_bind(&srv->listener, (struct sockaddr *)&ss, 0);
     if (rc == 0)
-        rc = uv_listen((uv_stream_t *)&srv->listener, 4096, on_connection);
+        rc = uv_listen((uv_stream_t *)&srv->listener, SL_LISTEN_BACKLOG, on_connection);
     if (rc != 0) {
         snprintf(err, errlen, "cannot listen on %s: %s", cfg->listen, uv_strerror(rc));
         srv->closing = true;
-        uv_close((uv_handle_t *)&srv->listener, (uv_close_cb)free);
+        uv_close((uv_handle_t *)&srv->listener, on_server_handle_closed);
         return SL_EUNAVAIL;
     }
     struct sockaddr_storage bound;
@@ -1009,7 +1118,7 @@ void sl_http_server_close(struct sl_http_server *srv)
     srv->closing = true;
     while (srv->conns)
         conn_close(srv->conns);
-    uv_close((uv_handle_t *)&srv->listener, (uv_close_cb)free);
+    uv_close((uv_handle_t *)&srv->listener, on_server_handle_closed);
 }
 
 /* ---- upgrades (WebSocket) ------------------------------------------------- */

@@ -6,6 +6,8 @@
  * tens of bytes, not a whole chunk. Readers get whole chunks back. */
 #include "stream/log.h"
 
+#include "core/alloc.h"
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -75,7 +77,7 @@ void sl_log_fini(struct sl_log *log)
 
 struct sl_log *sl_log_new(size_t max_bytes)
 {
-    struct sl_log *log = malloc(sizeof *log);
+    struct sl_log *log = sl_malloc(sizeof *log);
     if (log == NULL)
         return NULL;
     sl_log_init(log, max_bytes);
@@ -182,7 +184,7 @@ int sl_log_append(struct sl_log *log, enum sl_ev_type type, uint32_t choice, con
             cap = need;
         if (log->next_block < SL_LOG_MAX_BLOCK)
             log->next_block *= 2;
-        struct sl_log_block *nb = malloc(sizeof *nb + cap);
+        struct sl_log_block *nb = sl_malloc(sizeof *nb + cap);
         if (nb == NULL)
             return SL_ENOMEM;
         nb->next = NULL;

@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/alloc.h"
+
 enum op_kind { OP_ADD, OP_GET, OP_READ, OP_SUBSCRIBE, OP_CANCEL, OP_LISTENERS };
 
 struct dsub;
@@ -69,7 +71,7 @@ static void wake(struct sl_store_defer *st)
 static struct op *op_new(struct sl_store_defer *st, enum op_kind kind, const char *id)
 {
     size_t n = strlen(id) + 1;
-    struct op *o = calloc(1, sizeof *o + n);
+    struct op *o = sl_calloc(1, sizeof *o + n);
     if (o == NULL)
         return NULL;
     memcpy(o->id, id, n);
@@ -289,7 +291,7 @@ static void d_subscribe(struct sl_store *base, const char *id, struct sl_store_s
                         sl_store_done_cb cb, void *ud)
 {
     struct sl_store_defer *st = of(base);
-    struct dsub *d = st->closing ? NULL : calloc(1, sizeof *d);
+    struct dsub *d = st->closing ? NULL : sl_calloc(1, sizeof *d);
     struct op *o = d ? op_new(st, OP_SUBSCRIBE, id) : NULL;
     if (o == NULL) {
         free(d);
@@ -348,7 +350,7 @@ static const struct sl_store_ops defer_ops = {
 
 struct sl_store_defer *sl_store_defer_new(uv_loop_t *loop, struct sl_store *inner)
 {
-    struct sl_store_defer *st = calloc(1, sizeof *st);
+    struct sl_store_defer *st = sl_calloc(1, sizeof *st);
     if (st == NULL)
         return NULL;
     st->base.ops = &defer_ops;

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/alloc.h"
 #include "core/limits.h"
 
 #define SL_STORE_BUCKETS_MIN 1024
@@ -122,7 +123,7 @@ static void tombs_expire(struct sl_store_mem *st, uint64_t now)
 static void grow(struct sl_store_mem *st)
 {
     size_t n = st->nbuckets * 2;
-    struct entry **nb = calloc(n, sizeof *nb);
+    struct entry **nb = sl_calloc(n, sizeof *nb);
     if (nb == NULL)
         return; /* longer chains, still correct */
     for (size_t i = 0; i < st->nbuckets; i++) {
@@ -263,7 +264,7 @@ size_t sl_store_mem_count(const struct sl_store_mem *st)
 static void mem_add(struct sl_store *base, struct sl_stream *s, sl_store_done_cb cb, void *ud)
 {
     struct sl_store_mem *st = (struct sl_store_mem *)base;
-    struct entry *e = calloc(1, sizeof *e);
+    struct entry *e = sl_calloc(1, sizeof *e);
     if (e == NULL) {
         cb(ud, SL_ENOMEM);
         return;
@@ -443,7 +444,7 @@ static const struct sl_store_ops mem_ops = {
 
 struct sl_store_mem *sl_store_mem_new(uv_loop_t *loop, const struct sl_store_mem_opts *opts)
 {
-    struct sl_store_mem *st = calloc(1, sizeof *st);
+    struct sl_store_mem *st = sl_calloc(1, sizeof *st);
     if (st == NULL)
         return NULL;
     st->base.ops = &mem_ops;
@@ -452,9 +453,9 @@ struct sl_store_mem *sl_store_mem_new(uv_loop_t *loop, const struct sl_store_mem
     st->nbuckets = SL_STORE_BUCKETS_MIN;
     sl_buf_init(&st->scratch, SIZE_MAX / 2);
     st->ntbuckets = SL_LIMIT_TOMBSTONES;
-    st->buckets = calloc(st->nbuckets, sizeof *st->buckets);
-    st->tbuckets = calloc(st->ntbuckets, sizeof *st->tbuckets);
-    st->tombs = calloc(SL_LIMIT_TOMBSTONES, sizeof *st->tombs);
+    st->buckets = sl_calloc(st->nbuckets, sizeof *st->buckets);
+    st->tbuckets = sl_calloc(st->ntbuckets, sizeof *st->tbuckets);
+    st->tombs = sl_calloc(SL_LIMIT_TOMBSTONES, sizeof *st->tombs);
     if (st->buckets == NULL || st->tbuckets == NULL || st->tombs == NULL) {
         free(st->buckets);
         free(st->tbuckets);

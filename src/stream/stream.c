@@ -7,6 +7,7 @@
 #include <sys/random.h>
 #include <time.h>
 
+#include "core/alloc.h"
 #include "oai/error.h"
 #include "stream/headers.h"
 
@@ -226,7 +227,7 @@ int sl_stream_start(uv_loop_t *loop, struct sl_upstream_transport *t,
                     const struct sl_upstream_send *send, const struct sl_stream_opts *opts,
                     const struct sl_stream_owner *owner, void *owner_ud, struct sl_stream **out)
 {
-    struct sl_stream *s = calloc(1, sizeof *s);
+    struct sl_stream *s = sl_calloc(1, sizeof *s);
     if (s == NULL)
         return SL_ENOMEM;
     s->log = &s->log_mem;

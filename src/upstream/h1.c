@@ -124,6 +124,7 @@ struct sl_upstream_req {
     bool keep_alive;
     bool retried;
     bool fresh_addrs; /* resolved for this request: no second resolution */
+    struct sl_http_head_scan head_scan; /* how far head has been searched */
 };
 
 static void conn_close(struct h1_conn *k);
@@ -796,7 +797,10 @@ static bool parse_heads(struct sl_upstream_req *r, const char *p, size_t n)
         struct sl_http_response res;
         struct sl_http_header hh[SL_LIMIT_UPSTREAM_HEADERS];
         size_t used;
-        int rc = sl_http_parse_response(p, n, &lim, &res, hh, SL_LIMIT_UPSTREAM_HEADERS, &used);
+        int rc = sl_http_parse_response(p, n, &lim, &res, hh, SL_LIMIT_UPSTREAM_HEADERS, &used,
+                                        &r->head_scan);
+        if (rc != SL_EAGAIN)
+            r->head_scan = (struct sl_http_head_scan){0}; /* a next head starts afresh */
         if (rc == SL_EAGAIN) {
             if (sl_buf_append(&r->head, p, n) != SL_OK) {
                 req_end(r, SL_EPROTO, "the upstream's response head is too large", false);

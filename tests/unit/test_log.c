@@ -10,6 +10,7 @@
 #include <string.h>
 #include <cmocka.h>
 
+#include "core/alloc.h"
 #include "core/limits.h"
 #include "stream/log.h"
 
@@ -429,10 +430,121 @@ static void test_watchers_get_the_appended_event(void **state)
     sl_log_free(log);
 }
 
+/* ---- allocation failures (issue 10) ---- */
+
+#define FAIL_EVENTS 120
+
+/* Event i: chat chunks alike but for the token (stored as differences),
+ * and every 40th one too big for a block (a block of its own). */
+static size_t fail_event(int i, char *raw, size_t cap)
+{
+    if (i % 40 == 39) {
+        size_t n = 20000 < cap ? 20000 : cap;
+        memset(raw, 'A' + i % 26, n);
+        return n;
+    }
+    int n = snprintf(raw, cap,
+                     "{\"id\":\"chatcmpl-fail\",\"object\":\"chat.completion.chunk\",\"choices\":"
+                     "[{\"index\":0,\"delta\":{\"content\":\"tok%d\"}}],\"model\":\"m\"}",
+                     i);
+    return (size_t)n;
+}
+
+/* Reads events after after_seq to the end and checks each against
+ * fail_event. Returns the first error (SL_ENOMEM from scratch). */
+static int fail_read_check(struct sl_log *log, uint64_t after_seq, struct sl_buf *sc)
+{
+    struct sl_log_cursor cur;
+    int rc = sl_log_cursor_init(log, &cur, after_seq);
+    if (rc != SL_OK)
+        return rc;
+    uint64_t want = after_seq + 1;
+    static char raw[20000];
+    for (;;) {
+        struct sl_ev evs[16];
+        size_t n = 0;
+        rc = sl_log_read_batch(log, &cur, evs, 16, sc, &n);
+        if (rc != SL_OK)
+            return rc;
+        if (n == 0)
+            break;
+        for (size_t i = 0; i < n; i++, want++) {
+            size_t len = fail_event((int)want - 1, raw, sizeof raw);
+            assert_int_equal(evs[i].seq, want);
+            assert_int_equal(evs[i].raw_len, len);
+            assert_memory_equal(evs[i].raw, raw, len);
+        }
+    }
+    assert_int_equal(want, sl_log_last_seq(log) + 1);
+    return SL_OK;
+}
+
+/* Appends events from *done up to FAIL_EVENTS; *done counts those in. */
+static int fail_append(struct sl_log *log, int *done)
+{
+    static char raw[20000];
+    for (; *done < FAIL_EVENTS; (*done)++) {
+        size_t len = fail_event(*done, raw, sizeof raw);
+        int rc = sl_log_append(log, SL_EV_CONTENT, 0, raw, len, "t", 1, NULL);
+        if (rc != SL_OK)
+            return rc;
+    }
+    return SL_OK;
+}
+
+/* For N = 1, 2, ...: the N-th allocation of new, append, read, trim, read
+ * fails. Each time the failure comes back as SL_ENOMEM (NULL from new),
+ * nothing half-done stays (the events in are whole and numbered without a
+ * gap), the log works afterwards, and nothing leaks (LSan). Until an N
+ * past the sequence's last allocation. */
+static void test_every_failed_allocation_is_enomem_and_the_log_goes_on(void **state)
+{
+    (void)state;
+    if (!sl_alloc_faults_built())
+        skip();
+    unsigned long n = 1;
+    for (;; n++) {
+        assert_int_equal(sl_alloc_fail(NULL, n, n), SL_OK);
+        struct sl_log *log = sl_log_new(1 << 22);
+        if (log == NULL) {
+            assert_int_equal(sl_alloc_failed(), 1);
+            continue;
+        }
+        struct sl_buf sc;
+        sl_buf_init(&sc, 1 << 20);
+        int done = 0;
+        int rc = fail_append(log, &done);
+        if (rc == SL_OK)
+            rc = fail_read_check(log, 0, &sc);
+        if (rc == SL_OK) {
+            sl_log_trim(log, FAIL_EVENTS / 2);
+            rc = fail_read_check(log, FAIL_EVENTS / 2, &sc);
+        }
+        unsigned long failed = sl_alloc_failed();
+        assert_int_equal(sl_alloc_fail(NULL, 0, 0), SL_OK);
+        if (failed == 0) {
+            assert_int_equal(rc, SL_OK);
+            sl_buf_free(&sc);
+            sl_log_free(log);
+            break;
+        }
+        if (rc != SL_ENOMEM)
+            fail_msg("allocation %lu failed: got %s, want SL_ENOMEM", n, sl_errname(rc));
+        assert_int_equal(sl_log_last_seq(log), (uint64_t)done);
+        /* Usable afterwards: the rest goes in and everything reads back. */
+        assert_int_equal(fail_append(log, &done), SL_OK);
+        assert_int_equal(fail_read_check(log, FAIL_EVENTS / 2, &sc), SL_OK);
+        sl_buf_free(&sc);
+        sl_log_free(log);
+    }
+    assert_true(n > 3); /* the sequence did allocate */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_numbered_and_read_in_order),
+        cmocka_unit_test(test_every_failed_allocation_is_enomem_and_the_log_goes_on),
         cmocka_unit_test(test_cursor_from_the_middle),
         cmocka_unit_test(test_bound_refuses_but_errors_pass),
         cmocka_unit_test(test_watchers),

@@ -14,6 +14,7 @@
 
 #include <cmocka.h>
 
+#include "core/alloc.h"
 #include "core/limits.h"
 #include "http/parser.h"
 
@@ -49,7 +50,8 @@ static void parse_with(const char *s, size_t len, const struct sl_http_limits *l
         memcpy(out->buf, s, len);
     out->len = len;
     out->consumed = 12345;
-    out->rc = sl_http_parse_request(out->buf, len, lim, &out->req, out->hdrs, cap, &out->consumed);
+    out->rc =
+        sl_http_parse_request(out->buf, len, lim, &out->req, out->hdrs, cap, &out->consumed, NULL);
     assert_true(out->consumed <= len);
     if (out->rc != SL_OK)
         assert_int_equal(out->consumed, 0);
@@ -107,9 +109,32 @@ static void assert_same_request(const struct parsed *a, const struct parsed *b)
     assert_int_equal(x->expect_unknown, y->expect_unknown);
 }
 
+/* Parses s as it would arrive one byte per read, with one head scan: each
+ * call sees the next prefix in its own exact-size copy (the buffer moves,
+ * as a growing read buffer does). Stops at the first result other than
+ * SL_EAGAIN; *at gets the prefix length where it came (len when none). */
+static void parse_by_bytes(const char *s, size_t len, const struct sl_http_limits *lim, size_t cap,
+                           struct parsed *out, size_t *at)
+{
+    struct sl_http_head_scan scan = {0};
+    for (size_t k = 0; k <= len; k++) {
+        out->buf = malloc(k ? k : 1);
+        assert_non_null(out->buf);
+        if (k)
+            memcpy(out->buf, s, k);
+        out->len = k;
+        out->rc = sl_http_parse_request(out->buf, k, lim, &out->req, out->hdrs, cap, &out->consumed,
+                                        &scan);
+        *at = k;
+        if (out->rc != SL_EAGAIN || k == len)
+            return;
+        free(out->buf);
+    }
+}
+
 /* Parses s whole into *whole (which must succeed), then every prefix: the
  * ones shorter than the head give SL_EAGAIN, the longer ones the same
- * request. */
+ * request. Byte by byte with a scan, the head is found at its last byte. */
 static void parse_ok_split(const char *s, size_t len, const struct sl_http_limits *lim, size_t cap,
                            struct parsed *whole)
 {
@@ -130,6 +155,14 @@ static void parse_ok_split(const char *s, size_t len, const struct sl_http_limit
         }
         parsed_free(&part);
     }
+    struct parsed inc;
+    size_t at;
+    parse_by_bytes(s, len, lim, cap, &inc, &at);
+    if (inc.rc != SL_OK || at != whole->consumed)
+        fail_msg("byte by byte: got %s at %zu, want SL_OK at %zu", sl_errname(inc.rc), at,
+                 whole->consumed);
+    assert_same_request(whole, &inc);
+    parsed_free(&inc);
 }
 
 static void parse_ok(const char *s, struct parsed *whole)
@@ -149,6 +182,7 @@ static void expect_error_lim(const char *s, size_t len, const struct sl_http_lim
     if (whole.rc != want)
         fail_msg("\"%.*s\": got %s, want %s", (int)len, s, sl_errname(whole.rc), sl_errname(want));
     bool failed = false;
+    size_t first = len; /* the shortest prefix that fails */
     for (size_t k = 0; k < len; k++) {
         struct parsed part;
         parse_with(s, k, lim, cap, &part);
@@ -158,8 +192,19 @@ static void expect_error_lim(const char *s, size_t len, const struct sl_http_lim
         if (part.rc != want)
             fail_msg("\"%.*s\" prefix %zu: got %s, want %s", (int)len, s, k, sl_errname(part.rc),
                      sl_errname(want));
+        if (!failed)
+            first = k;
         failed = true;
     }
+    /* Byte by byte with a scan: the same error, found before the buffer
+     * has doubled past the byte that shows it (or at the head's end). */
+    struct parsed inc;
+    size_t at;
+    parse_by_bytes(s, len, lim, cap, &inc, &at);
+    parsed_free(&inc);
+    if (inc.rc == SL_EAGAIN ? len >= 2 * first : inc.rc != want || at < first || at >= 2 * first)
+        fail_msg("\"%.*s\" byte by byte: got %s at %zu, want %s from %zu, before %zu", (int)len, s,
+                 sl_errname(inc.rc), at, sl_errname(want), first, 2 * first);
 }
 
 static void expect_error_n(const char *s, size_t len, int want)
@@ -633,6 +678,151 @@ static void test_incomplete_head_past_bound_gives_ehdrtoobig_at_once(void **stat
     parse_with(buf, sizeof buf, &lim, HDR_CAP, &p);
     assert_int_equal(p.rc, SL_EHDRTOOBIG);
     parsed_free(&p);
+}
+
+/* ---- the slow head (issue 10) ---- */
+
+#define SLOW_HEAD_BYTES  (1024 * 1024)
+#define SLOW_HEAD_FIELDS 64
+
+/* A request head of SLOW_HEAD_BYTES: a request line, Host, then fields of
+ * padding with bare-LF and CRLF line ends mixed, and the blank line. */
+static char *slow_head(size_t *len)
+{
+    static char h[SLOW_HEAD_BYTES]; /* static: a failed assertion leaks nothing */
+    size_t n = (size_t)sprintf(h, "GET /slow HTTP/1.1\r\nHost: x\r\n");
+    size_t field = (SLOW_HEAD_BYTES - n - 2) / SLOW_HEAD_FIELDS;
+    for (int i = 0; i < SLOW_HEAD_FIELDS; i++) {
+        size_t f0 = n;
+        n += (size_t)sprintf(h + n, "X-Pad-%02d: ", i);
+        size_t eol = i % 2 ? 1 : 2;
+        size_t pad = field - (n - f0) - eol;
+        if (i == SLOW_HEAD_FIELDS - 1) /* the last one takes the rest */
+            pad = SLOW_HEAD_BYTES - 2 - n - eol;
+        memset(h + n, 'a' + i % 26, pad);
+        n += pad;
+        memcpy(h + n, eol == 2 ? "\r\n" : "\n", eol);
+        n += eol;
+    }
+    memcpy(h + n, "\r\n", 2);
+    n += 2;
+    assert_int_equal(n, SLOW_HEAD_BYTES);
+    *len = n;
+    return h;
+}
+
+/* Feeds head[0..len) into one growing buffer, step bytes per call, with one
+ * scan; returns the result of the call that saw the last byte. */
+static int feed_request(const char *head, size_t len, size_t step, const struct sl_http_limits *lim,
+                        struct sl_http_head_scan *scan, struct sl_http_request *req,
+                        struct sl_http_header *hdrs, size_t *consumed)
+{
+    int rc = SL_EAGAIN;
+    for (size_t k = step < len ? step : len;; k = k + step < len ? k + step : len) {
+        rc = sl_http_parse_request(head, k, lim, req, hdrs, HDR_CAP, consumed, scan);
+        if (rc != SL_EAGAIN || k == len)
+            break;
+    }
+    return rc;
+}
+
+static void test_slow_head_is_read_a_bounded_number_of_times(void **state)
+{
+    (void)state;
+    size_t len;
+    char *head = slow_head(&len);
+    struct sl_http_limits lim = default_limits;
+    lim.max_header_bytes = 2 * SLOW_HEAD_BYTES;
+    static const size_t steps[] = {65536, 1024, 100, 1};
+    for (size_t i = 0; i < sizeof steps / sizeof steps[0]; i++) {
+        struct sl_http_head_scan scan = {0};
+        struct sl_http_request req;
+        struct sl_http_header hdrs[HDR_CAP];
+        size_t used = 0;
+        int rc = feed_request(head, len, steps[i], &lim, &scan, &req, hdrs, &used);
+        if (rc != SL_OK)
+            fail_msg("step %zu: got %s, want SL_OK", steps[i], sl_errname(rc));
+        assert_int_equal(used, len);
+        assert_int_equal(req.num_headers, SLOW_HEAD_FIELDS + 1);
+        assert_span(req.path, req.path_len, "/slow");
+        /* Re-parsing from byte 0 on every call reads len^2 / (2 step). */
+        if (scan.examined > 4 * (uint64_t)len)
+            fail_msg("step %zu: %llu bytes read for a %zu-byte head (bound %zu)", steps[i],
+                     (unsigned long long)scan.examined, len, 4 * len);
+    }
+}
+
+static void test_slow_head_end_split_anywhere_is_found(void **state)
+{
+    (void)state;
+    /* Every way a head's end (LF LF, CRLF CRLF, LF CRLF, CRLF LF) can be
+     * split across two reads: found at the read that completes it. */
+    static const char *const heads[] = {
+        "GET / HTTP/1.1\nHost: x\n\n",
+        "GET / HTTP/1.1\r\nHost: x\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: x\n\r\n",
+        "GET / HTTP/1.1\r\nHost: x\r\n\n",
+    };
+    for (size_t h = 0; h < sizeof heads / sizeof heads[0]; h++) {
+        size_t len = strlen(heads[h]);
+        for (size_t cut = 20; cut < len; cut++) {
+            struct sl_http_head_scan scan = {0};
+            struct sl_http_request req;
+            struct sl_http_header hdrs[HDR_CAP];
+            size_t used = 0;
+            /* A first parse of a short prefix, then the cut, then the rest. */
+            assert_int_equal(sl_http_parse_request(heads[h], 5, &default_limits, &req, hdrs,
+                                                   HDR_CAP, &used, &scan),
+                             SL_EAGAIN);
+            assert_int_equal(sl_http_parse_request(heads[h], cut, &default_limits, &req, hdrs,
+                                                   HDR_CAP, &used, &scan),
+                             SL_EAGAIN);
+            int rc = sl_http_parse_request(heads[h], len, &default_limits, &req, hdrs, HDR_CAP,
+                                           &used, &scan);
+            if (rc != SL_OK || used != len)
+                fail_msg("head %zu cut at %zu: got %s", h, cut, sl_errname(rc));
+        }
+    }
+}
+
+static void test_slow_head_over_the_bound_still_gives_ehdrtoobig(void **state)
+{
+    (void)state;
+    size_t len;
+    char *head = slow_head(&len);
+    struct sl_http_limits lim = default_limits;
+    lim.max_header_bytes = len - 1;
+    struct sl_http_head_scan scan = {0};
+    struct sl_http_request req;
+    struct sl_http_header hdrs[HDR_CAP];
+    size_t used = 0;
+    /* The call that passes the bound says so, not a later one. */
+    assert_int_equal(feed_request(head, len - 1, 1000, &lim, &scan, &req, hdrs, &used), SL_EAGAIN);
+    assert_int_equal(sl_http_parse_request(head, len, &lim, &req, hdrs, HDR_CAP, &used, &scan),
+                     SL_EHDRTOOBIG);
+}
+
+/* Issue 10, allocation failures: the parser allocates nothing, so a plan
+ * that fails every allocation changes nothing and counts none. */
+static void test_parser_allocates_nothing(void **state)
+{
+    (void)state;
+    if (!sl_alloc_faults_built())
+        skip();
+    size_t len;
+    char *head = slow_head(&len);
+    struct sl_http_limits lim = default_limits;
+    lim.max_header_bytes = 2 * SLOW_HEAD_BYTES;
+    assert_int_equal(sl_alloc_fail(NULL, 1, (unsigned long)-1), SL_OK);
+    struct sl_http_head_scan scan = {0};
+    struct sl_http_request req;
+    struct sl_http_header hdrs[HDR_CAP];
+    size_t used = 0;
+    int rc = feed_request(head, len, 4096, &lim, &scan, &req, hdrs, &used);
+    unsigned long counted = sl_alloc_counted();
+    assert_int_equal(sl_alloc_fail(NULL, 0, 0), SL_OK);
+    assert_int_equal(rc, SL_OK);
+    assert_int_equal(counted, 0);
 }
 
 static void test_default_header_bound_is_16_kib(void **state)
@@ -1334,6 +1524,10 @@ int main(void)
         cmocka_unit_test(test_header_bytes_at_bound_passes_one_over_gives_ehdrtoobig),
         cmocka_unit_test(test_header_bytes_count_body_free_and_leading_lines_in),
         cmocka_unit_test(test_incomplete_head_past_bound_gives_ehdrtoobig_at_once),
+        cmocka_unit_test(test_slow_head_is_read_a_bounded_number_of_times),
+        cmocka_unit_test(test_slow_head_end_split_anywhere_is_found),
+        cmocka_unit_test(test_slow_head_over_the_bound_still_gives_ehdrtoobig),
+        cmocka_unit_test(test_parser_allocates_nothing),
         cmocka_unit_test(test_default_header_bound_is_16_kib),
         cmocka_unit_test(test_header_count_at_max_headers_passes_one_over_fails),
         cmocka_unit_test(test_header_count_bounded_by_array_capacity),

@@ -61,7 +61,8 @@ static void parse_with(const char *s, size_t len, const struct sl_http_limits *l
         memcpy(out->buf, s, len);
     out->len = len;
     out->consumed = 12345;
-    out->rc = sl_http_parse_response(out->buf, len, lim, &out->res, out->hdrs, cap, &out->consumed);
+    out->rc =
+        sl_http_parse_response(out->buf, len, lim, &out->res, out->hdrs, cap, &out->consumed, NULL);
     assert_true(out->consumed <= len);
     if (out->rc != SL_OK)
         assert_int_equal(out->consumed, 0);
@@ -1121,6 +1122,44 @@ static void test_vllm_fixtures_streamed_through_chunked_next(void **state)
     }
 }
 
+/* Issue 10, "heads parse once": a 1 MiB response head fed 100 bytes per
+ * call into one growing buffer, with one scan, is read under 4 times its
+ * size in all (re-parsing from byte 0 reads about len^2 / 200). */
+static void test_slow_response_head_is_read_a_bounded_number_of_times(void **state)
+{
+    (void)state;
+    enum { HEAD = 1024 * 1024, FIELDS = 50, STEP = 100 };
+    static char h[HEAD];
+    size_t n = (size_t)sprintf(h, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n");
+    for (int i = 0; i < FIELDS; i++) {
+        size_t line = i == FIELDS - 1 ? HEAD - 2 - n : (HEAD - 2) / FIELDS;
+        size_t f = (size_t)sprintf(h + n, "X-Pad-%02d: ", i);
+        memset(h + n + f, 'a' + i % 26, line - f - 2);
+        memcpy(h + n + line - 2, "\r\n", 2);
+        n += line;
+    }
+    memcpy(h + n, "\r\n", 2);
+    n += 2;
+    assert_int_equal(n, HEAD);
+    struct sl_http_limits lim = default_limits;
+    lim.max_header_bytes = 2 * HEAD;
+    struct sl_http_head_scan scan = {0};
+    struct sl_http_response res;
+    struct sl_http_header hdrs[HDR_CAP];
+    size_t used = 0;
+    int rc = SL_EAGAIN;
+    for (size_t k = STEP; rc == SL_EAGAIN; k = k + STEP < n ? k + STEP : n) {
+        rc = sl_http_parse_response(h, k, &lim, &res, hdrs, HDR_CAP, &used, &scan);
+        if (k == n)
+            break;
+    }
+    assert_int_equal(rc, SL_OK);
+    assert_int_equal(used, n);
+    assert_int_equal(res.num_headers, FIELDS + 1);
+    if (scan.examined > 4 * (uint64_t)n)
+        fail_msg("%llu bytes read for a %zu-byte head", (unsigned long long)scan.examined, n);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1157,6 +1196,7 @@ int main(void)
         cmocka_unit_test(test_next_bounds_extension_and_trailer_bytes),
         cmocka_unit_test(test_feed_keeps_its_buffer_ceiling_over_next),
         cmocka_unit_test(test_vllm_fixtures_streamed_through_chunked_next),
+        cmocka_unit_test(test_slow_response_head_is_read_a_bounded_number_of_times),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <cmocka.h>
 
+#include "core/alloc.h"
 #include "stream/store_mem.h"
 
 /* A transport whose requests never answer; cancel counts. */
@@ -314,6 +315,155 @@ static void test_subscribe_hears_appends_and_the_end(void **state)
     sl_store_mem_free(m);
 }
 
+/* ---- allocation failures (issue 10) ---- */
+
+#define FAIL_EVENTS 60
+
+/* What one run of the store's sequence holds; steps resume from it. */
+struct fail_run {
+    struct sl_store_mem *m;
+    struct sl_stream *s;
+    int written;
+    struct sl_store_sub sub;
+    bool subscribed;
+    struct readout r;
+};
+
+/* Chunks alike but for the token: stored as differences, so reads
+ * rebuild them in the store's scratch buffer (an allocation). */
+static size_t fail_chunk(int i, char *raw, size_t cap)
+{
+    return (size_t)snprintf(raw, cap,
+                            "{\"id\":\"chatcmpl-store\",\"object\":\"chat.completion.chunk\","
+                            "\"choices\":[{\"index\":0,\"delta\":{\"content\":\"w%d\"}}]}",
+                            i);
+}
+
+static int step_new_store(struct fail_run *f)
+{
+    struct sl_store_mem_opts o = {600, 1 << 24, 250};
+    f->m = sl_store_mem_new(NULL, &o);
+    return f->m ? SL_OK : SL_ENOMEM;
+}
+
+static int step_new_stream(struct fail_run *f)
+{
+    struct sl_upstream_send send = {"POST", "/v1/chat/completions", 20, NULL, 0, "{}", 2};
+    struct sl_stream_opts o = {1 << 20, 1 << 16, 1 << 16, 0};
+    int rc = sl_stream_start(NULL, &quiet, &send, &o, &owner, NULL, &f->s);
+    if (rc == SL_OK) {
+        f->s->state = SL_STREAM_RUNNING;
+        f->s->grace_ms = 30000;
+    }
+    return rc;
+}
+
+static int step_add(struct fail_run *f)
+{
+    int err = -999;
+    sl_store_mem_base(f->m)->ops->add(sl_store_mem_base(f->m), f->s, done_cb, &err);
+    return err;
+}
+
+static int step_subscribe(struct fail_run *f)
+{
+    struct sl_store *st = sl_store_mem_base(f->m);
+    memset(&f->sub, 0, sizeof f->sub);
+    f->sub.cb = count;
+    int err = -999;
+    st->ops->subscribe(st, f->s->id, &f->sub, done_cb, &err);
+    f->subscribed = err == SL_OK;
+    return err;
+}
+
+static int step_append(struct fail_run *f)
+{
+    char raw[256];
+    for (; f->written < FAIL_EVENTS; f->written++) {
+        size_t n = fail_chunk(f->written, raw, sizeof raw);
+        int rc = sl_log_append(f->s->log, SL_EV_CONTENT, 0, raw, n, "w", 1, NULL);
+        if (rc != SL_OK)
+            return rc;
+    }
+    return SL_OK;
+}
+
+static int step_get(struct fail_run *f)
+{
+    struct got g;
+    int rc = get(sl_store_mem_base(f->m), f->s->id, &g);
+    if (rc == SL_OK)
+        assert_int_equal(g.info.last_seq, FAIL_EVENTS);
+    return rc;
+}
+
+static int step_read(struct fail_run *f)
+{
+    struct sl_store *st = sl_store_mem_base(f->m);
+    memset(&f->r, 0, sizeof f->r);
+    f->r.err = -999;
+    st->ops->read(st, f->s->id, 10, 40, read_cb, &f->r);
+    if (f->r.err == SL_OK) {
+        assert_int_equal(f->r.n, 40);
+        for (size_t i = 0; i < f->r.n; i++)
+            assert_int_equal(f->r.seqs[i], 11 + i);
+    }
+    return f->r.err;
+}
+
+static int step_cancel(struct fail_run *f)
+{
+    struct sl_store *st = sl_store_mem_base(f->m);
+    int err = -999;
+    st->ops->cancel(st, f->s->id, done_cb, &err);
+    return err;
+}
+
+static int (*const fail_steps[])(struct fail_run *) = {
+    step_new_store, step_new_stream, step_add,  step_subscribe,
+    step_append,    step_get,        step_read, step_cancel,
+};
+
+/* For N = 1, 2, ...: the N-th allocation of the sequence fails. The step
+ * it hits says SL_ENOMEM (no step may swallow it and go wrong), the same
+ * step then succeeds once the plan is off, the rest of the sequence runs
+ * as if nothing happened, and nothing leaks (LSan). Until an N past the
+ * sequence's last allocation. */
+static void test_every_failed_allocation_is_enomem_and_the_store_goes_on(void **state)
+{
+    (void)state;
+    if (!sl_alloc_faults_built())
+        skip();
+    size_t nsteps = sizeof fail_steps / sizeof fail_steps[0];
+    unsigned long n = 1;
+    for (;; n++) {
+        struct fail_run f;
+        memset(&f, 0, sizeof f);
+        assert_int_equal(sl_alloc_fail(NULL, n, n), SL_OK);
+        size_t failed_at = nsteps;
+        for (size_t k = 0; k < nsteps; k++) {
+            int rc = fail_steps[k](&f);
+            if (rc == SL_OK)
+                continue;
+            if (rc != SL_ENOMEM || sl_alloc_failed() != 1)
+                fail_msg("allocation %lu, step %zu: got %s", n, k, sl_errname(rc));
+            failed_at = k;
+            break;
+        }
+        bool hit = sl_alloc_failed() > 0;
+        assert_int_equal(sl_alloc_fail(NULL, 0, 0), SL_OK);
+        for (size_t k = failed_at; k < nsteps; k++) /* again, without the plan */
+            assert_int_equal(fail_steps[k](&f), SL_OK);
+        assert_true(f.subscribed);
+        sl_store_mem_base(f.m)->ops->unsubscribe(sl_store_mem_base(f.m), &f.sub);
+        sl_stream_unref(f.s);
+        sl_store_mem_free(f.m);
+        if (!hit)
+            break;
+    }
+    assert_true(n > 5); /* the sequence did allocate */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -323,6 +473,7 @@ int main(void)
         cmocka_unit_test(test_retention_then_tombstone_then_forgotten),
         cmocka_unit_test(test_byte_bound_evicts_oldest_finished_first),
         cmocka_unit_test(test_subscribe_hears_appends_and_the_end),
+        cmocka_unit_test(test_every_failed_allocation_is_enomem_and_the_store_goes_on),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
