@@ -4,6 +4,8 @@ TEST_BUILD ?= build-test
 FUZZ_BUILD ?= build-fuzz
 JOBS       ?= $(shell nproc)
 FUZZ_SECONDS ?= 60
+# FUZZ_RUNS=N: stop each harness after N executions too (see scripts/fuzz.sh).
+FUZZ_RUNS ?=
 ARGS ?=
 
 .PHONY: all deps build run test test-build bench fuzz format clean
@@ -41,7 +43,7 @@ fuzz: deps
 	@bash scripts/deps.sh --fuzz
 	@CC=clang cmake -S . -B $(FUZZ_BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSL_FUZZ=ON >/dev/null
 	@cmake --build $(FUZZ_BUILD) -j $(JOBS)
-	@bash scripts/fuzz.sh $(FUZZ_BUILD) $(FUZZ_SECONDS)
+	@FUZZ_SECONDS=$(FUZZ_SECONDS) FUZZ_RUNS=$(FUZZ_RUNS) bash scripts/fuzz.sh $(FUZZ_BUILD)
 
 format:
 	@clang-format -i $$(git ls-files '*.c' '*.h')

@@ -78,7 +78,11 @@ static void fuzz_splice(const uint8_t *data, size_t len)
         return;
     }
     struct sl_buf out;
-    sl_buf_init(&out, len + 64);
+    /* Every occurrence of the member is replaced (duplicates too): each
+     * value is at least 1 byte of at least 18 ("stream_options":0,), and
+     * the new one 7, so out grows by at most len / 3, or by the member and
+     * a comma when added. */
+    sl_buf_init(&out, len + len / 3 + 64);
     int rc = sl_json_splice_member((const char *)data, len, "stream_options", "{\"x\":1}", 7, &out);
     CHECK(rc == SL_OK);
     json_t *back = json_loadb(sl_buf_ptr(&out), sl_buf_size(&out), 0, NULL);

@@ -444,11 +444,9 @@ static void queue_ctrl(struct ws_conn *ws, struct sl_buf *b, int rc, const char 
     sl_buf_free(b);
 }
 
-/* Appends message as a JSON string, cut at SL_WS_MESSAGE_MAX bytes, with
- * every byte that does not begin a whole UTF-8 sequence replaced by '?': a
- * message may quote the client's text cut anywhere (by snprintf), and a
- * text frame must be UTF-8. */
-static int put_message(struct sl_buf *b, const char *s)
+/* A message may quote the client's text cut anywhere (by snprintf), and a
+ * text frame must be UTF-8 (see ws.h). */
+int sl_ws_put_message(struct sl_buf *b, const char *s)
 {
     char tmp[SL_WS_MESSAGE_MAX];
     size_t n = strlen(s), o = 0;
@@ -487,7 +485,7 @@ static void send_error(struct ws_conn *ws, const char *id, int code, const char 
     if (rc == SL_OK)
         rc = sl_buf_puts(&b, ",\"message\":");
     if (rc == SL_OK)
-        rc = put_message(&b, message);
+        rc = sl_ws_put_message(&b, message);
     if (rc == SL_OK)
         rc = sl_buf_printf(&b, ",\"code\":%d", code);
     queue_ctrl(ws, &b, rc, ref, ref_len);

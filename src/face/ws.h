@@ -50,6 +50,11 @@ struct sl_ws_msg {
 SL_WARN_UNUSED int sl_ws_parse_msg(const char *p, size_t len, struct sl_ws_msg *out, char *err,
                                    size_t errlen);
 
+/* Appends s (NUL-terminated) to b as a JSON string, cut at 2048 bytes,
+ * with every byte that does not begin a whole UTF-8 sequence replaced by
+ * '?': the message of an error message. SL_ETOOBIG, SL_ENOMEM from b. */
+SL_WARN_UNUSED int sl_ws_put_message(struct sl_buf *b, const char *s);
+
 /* Answers GET /v1/ws: checks the handshake (400, 405, or 426 for another
  * Sec-WebSocket-Version), then upgrades and serves the socket until either
  * side closes. Takes over ex. */

@@ -179,6 +179,9 @@ int sl_log_append(struct sl_log *log, enum sl_ev_type type, uint32_t choice, con
         /* A new block: this chunk is its first, kept whole. */
         pre = suf = 0;
         need = rec_size(raw_len, text_len);
+        /* Whole, it may no longer fit under the bound. */
+        if (need > room || log->bytes > room - need)
+            return SL_ETOOBIG;
         size_t cap = log->next_block;
         if (cap < need)
             cap = need;

@@ -540,6 +540,29 @@ static void test_every_failed_allocation_is_enomem_and_the_log_goes_on(void **st
     assert_true(n > 3); /* the sequence did allocate */
 }
 
+/* Found by fuzz/fuzz_log: a chunk that would be stored small (it shares
+ * most bytes with its block's first) but does not fit in that block starts
+ * a new block, where it is stored whole; the bound must hold for that. */
+static void test_bound_holds_for_a_chunk_that_starts_a_block(void **state)
+{
+    (void)state;
+    struct sl_log *log = sl_log_new(600);
+    char raw[480];
+    memset(raw, 'k', sizeof raw);
+    /* 480 bytes and a header fill the first block (512 bytes). */
+    assert_int_equal(sl_log_append(log, SL_EV_CONTENT, 0, raw, sizeof raw, "", 0, NULL), SL_OK);
+    size_t first = sl_log_bytes(log);
+    assert_true(first + 64 <= 600); /* room for the difference */
+    /* The same chunk but one byte: small as a difference, whole as a new
+     * block's first, and whole it does not fit. */
+    raw[240] = 'x';
+    int rc = sl_log_append(log, SL_EV_CONTENT, 0, raw, sizeof raw, "", 0, NULL);
+    assert_true(sl_log_bytes(log) <= 600);
+    assert_int_equal(rc, SL_ETOOBIG);
+    assert_int_equal(sl_log_last_seq(log), 1);
+    sl_log_free(log);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -554,6 +577,7 @@ int main(void)
         cmocka_unit_test(test_similar_chunks_are_stored_small_and_read_whole),
         cmocka_unit_test(test_differences_at_every_position_read_back_whole),
         cmocka_unit_test(test_watchers_get_the_appended_event),
+        cmocka_unit_test(test_bound_holds_for_a_chunk_that_starts_a_block),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -218,6 +218,24 @@ static void test_ref_bound_and_echo_on_error(void **state)
     assert_int_equal(parse(text, &m, err), SL_EINVAL);
 }
 
+/* The message of an error message: UTF-8 JSON even when the text quotes
+ * the client's cut anywhere, and bounded. */
+static void test_put_message(void **state)
+{
+    (void)state;
+    struct sl_buf b;
+    sl_buf_init(&b, 1 << 16);
+    assert_int_equal(sl_ws_put_message(&b, "unknown \"\xc3\xa9\xc3\" x"), SL_OK);
+    assert_string_equal(sl_buf_cstr(&b), "\"unknown \\\"\xc3\xa9?\\\" x\"");
+    sl_buf_reset(&b);
+    char big[3000];
+    memset(big, 'a', sizeof big - 1);
+    big[sizeof big - 1] = '\0';
+    assert_int_equal(sl_ws_put_message(&b, big), SL_OK);
+    assert_int_equal(sl_buf_size(&b), 2048 + 2);
+    sl_buf_free(&b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -229,6 +247,7 @@ int main(void)
         cmocka_unit_test(test_follow_and_cancel),
         cmocka_unit_test(test_bad_messages),
         cmocka_unit_test(test_ref_bound_and_echo_on_error),
+        cmocka_unit_test(test_put_message),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
