@@ -76,7 +76,7 @@ struct state {
     uint64_t count;
     size_t model_bytes;
     bool ended, in_end;
-    bool failed; /* an error event is in: nothing but the end may follow */
+    bool failed;               /* an error event is in: nothing but the end may follow */
     const struct mev *pending; /* the event being appended */
     struct hcursor cur[NCURSORS];
     struct hwatch wat[NWATCHERS];

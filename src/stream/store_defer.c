@@ -80,8 +80,15 @@ static struct op *op_new(struct sl_store_defer *st, enum op_kind kind, const cha
     return o;
 }
 
+static void op_run(struct sl_store_defer *st, struct op *o);
+
+/* Queues o for the next turn; closing, it is answered at once. */
 static void op_queue(struct sl_store_defer *st, struct op *o)
 {
+    if (st->closing) {
+        op_run(st, o);
+        return;
+    }
     if (st->tail)
         st->tail->next = o;
     else
@@ -246,9 +253,9 @@ static struct sl_store_defer *of(struct sl_store *base)
 static void d_add(struct sl_store *base, struct sl_stream *s, sl_store_done_cb cb, void *ud)
 {
     struct sl_store_defer *st = of(base);
-    struct op *o = st->closing ? NULL : op_new(st, OP_ADD, s->id);
+    struct op *o = op_new(st, OP_ADD, s->id);
     if (o == NULL) {
-        cb(ud, st->closing ? SL_EUNAVAIL : SL_ENOMEM);
+        cb(ud, SL_ENOMEM);
         return;
     }
     o->s = s;
@@ -261,9 +268,9 @@ static void d_add(struct sl_store *base, struct sl_stream *s, sl_store_done_cb c
 static void d_get(struct sl_store *base, const char *id, sl_store_info_cb cb, void *ud)
 {
     struct sl_store_defer *st = of(base);
-    struct op *o = st->closing ? NULL : op_new(st, OP_GET, id);
+    struct op *o = op_new(st, OP_GET, id);
     if (o == NULL) {
-        cb(ud, st->closing ? SL_EUNAVAIL : SL_ENOMEM, NULL);
+        cb(ud, SL_ENOMEM, NULL);
         return;
     }
     o->cb.info = cb;
@@ -275,9 +282,9 @@ static void d_read(struct sl_store *base, const char *id, uint64_t after_seq, si
                    sl_store_read_cb cb, void *ud)
 {
     struct sl_store_defer *st = of(base);
-    struct op *o = st->closing ? NULL : op_new(st, OP_READ, id);
+    struct op *o = op_new(st, OP_READ, id);
     if (o == NULL) {
-        cb(ud, st->closing ? SL_EUNAVAIL : SL_ENOMEM, NULL, 0, false);
+        cb(ud, SL_ENOMEM, NULL, 0, false);
         return;
     }
     o->after = after_seq;
@@ -291,11 +298,11 @@ static void d_subscribe(struct sl_store *base, const char *id, struct sl_store_s
                         sl_store_done_cb cb, void *ud)
 {
     struct sl_store_defer *st = of(base);
-    struct dsub *d = st->closing ? NULL : sl_calloc(1, sizeof *d);
+    struct dsub *d = sl_calloc(1, sizeof *d);
     struct op *o = d ? op_new(st, OP_SUBSCRIBE, id) : NULL;
     if (o == NULL) {
         free(d);
-        cb(ud, st->closing ? SL_EUNAVAIL : SL_ENOMEM);
+        cb(ud, SL_ENOMEM);
         return;
     }
     d->outer = sub;
@@ -324,9 +331,9 @@ static void d_unsubscribe(struct sl_store *base, struct sl_store_sub *sub)
 static void d_cancel(struct sl_store *base, const char *id, sl_store_done_cb cb, void *ud)
 {
     struct sl_store_defer *st = of(base);
-    struct op *o = st->closing ? NULL : op_new(st, OP_CANCEL, id);
+    struct op *o = op_new(st, OP_CANCEL, id);
     if (o == NULL) {
-        cb(ud, st->closing ? SL_EUNAVAIL : SL_ENOMEM);
+        cb(ud, SL_ENOMEM);
         return;
     }
     o->cb.done = cb;
@@ -337,7 +344,7 @@ static void d_cancel(struct sl_store *base, const char *id, sl_store_done_cb cb,
 static void d_listeners(struct sl_store *base, const char *id, int delta)
 {
     struct sl_store_defer *st = of(base);
-    struct op *o = st->closing ? NULL : op_new(st, OP_LISTENERS, id);
+    struct op *o = op_new(st, OP_LISTENERS, id);
     if (o == NULL)
         return; /* a count the store misses: the grace sweep still runs */
     o->delta = delta;

@@ -123,7 +123,7 @@ struct sl_upstream_req {
     bool idempotent; /* GET, HEAD, OPTIONS, TRACE: sending it again starts nothing */
     bool keep_alive;
     bool retried;
-    bool fresh_addrs; /* resolved for this request: no second resolution */
+    bool fresh_addrs;                   /* resolved for this request: no second resolution */
     struct sl_http_head_scan head_scan; /* how far head has been searched */
 };
 

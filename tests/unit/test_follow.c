@@ -14,6 +14,7 @@
 
 #include "face/follow.h"
 #include "stream/store_mem.h"
+#include "quiet_stream.h"
 #include "stream/stream.h"
 
 #define EVENT_TEXT 3000
@@ -24,40 +25,6 @@
 
 /* ---- a stream whose log the test writes --------------------------------- */
 
-struct sl_upstream_req {
-    int dummy;
-};
-static struct sl_upstream_req reqs[8];
-static size_t nreqs;
-
-static int quiet_start(struct sl_upstream_transport *t, const struct sl_upstream_send *s,
-                       const struct sl_upstream_cbs *cbs, void *ud, struct sl_upstream_req **out)
-{
-    (void)t, (void)s, (void)cbs, (void)ud;
-    *out = &reqs[nreqs++ % 8];
-    return SL_OK;
-}
-static void quiet_cancel(struct sl_upstream_req *r)
-{
-    (void)r;
-}
-static struct sl_upstream_transport quiet = {"quiet", false, quiet_start, quiet_cancel};
-
-static void owner_open(void *ud, struct sl_stream *s, const struct sl_upstream_header *h, size_t n)
-{
-    (void)ud, (void)s, (void)h, (void)n;
-}
-static void owner_reply(void *ud, struct sl_stream *s, int st, const char *h, const char *b,
-                        size_t n)
-{
-    (void)ud, (void)s, (void)st, (void)h, (void)b, (void)n;
-}
-static void owner_fail(void *ud, struct sl_stream *s, int err, const char *what)
-{
-    (void)ud, (void)s, (void)err, (void)what;
-}
-static const struct sl_stream_owner owner = {owner_open, owner_reply, owner_fail};
-
 static void done_cb(void *ud, int err)
 {
     *(int *)ud = err;
@@ -65,12 +32,8 @@ static void done_cb(void *ud, int err)
 
 static struct sl_stream *new_stream(struct sl_store *st)
 {
-    struct sl_upstream_send send = {"POST", "/v1/chat/completions", 20, NULL, 0, "{}", 2};
-    struct sl_stream_opts o = {1 << 24, 1 << 16, 1 << 16, 0};
     struct sl_stream *s = NULL;
-    assert_int_equal(sl_stream_start(NULL, &quiet, &send, &o, &owner, NULL, &s), SL_OK);
-    s->state = SL_STREAM_RUNNING;
-    s->grace_ms = 30000;
+    assert_int_equal(quiet_stream(1 << 24, 30000, &s), SL_OK);
     int err = -999;
     st->ops->add(st, s, done_cb, &err);
     assert_int_equal(err, SL_OK);

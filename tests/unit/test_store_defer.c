@@ -12,41 +12,9 @@
 #include <string.h>
 #include <cmocka.h>
 
+#include "quiet_stream.h"
 #include "stream/store_defer.h"
 #include "stream/store_mem.h"
-
-struct sl_upstream_req {
-    int dummy;
-};
-static struct sl_upstream_req req;
-
-static int quiet_start(struct sl_upstream_transport *t, const struct sl_upstream_send *s,
-                       const struct sl_upstream_cbs *cbs, void *ud, struct sl_upstream_req **out)
-{
-    (void)t, (void)s, (void)cbs, (void)ud;
-    *out = &req;
-    return SL_OK;
-}
-static void quiet_cancel(struct sl_upstream_req *r)
-{
-    (void)r;
-}
-static struct sl_upstream_transport quiet = {"quiet", false, quiet_start, quiet_cancel};
-
-static void owner_open(void *ud, struct sl_stream *s, const struct sl_upstream_header *h, size_t n)
-{
-    (void)ud, (void)s, (void)h, (void)n;
-}
-static void owner_reply(void *ud, struct sl_stream *s, int st, const char *h, const char *b,
-                        size_t n)
-{
-    (void)ud, (void)s, (void)st, (void)h, (void)b, (void)n;
-}
-static void owner_fail(void *ud, struct sl_stream *s, int err, const char *what)
-{
-    (void)ud, (void)s, (void)err, (void)what;
-}
-static const struct sl_stream_owner owner = {owner_open, owner_reply, owner_fail};
 
 static int order[16];
 static int norder;
@@ -98,12 +66,8 @@ static void test_answers_on_a_later_turn_in_order(void **state)
     struct sl_store_defer *d = sl_store_defer_new(&loop, sl_store_mem_base(mem));
     struct sl_store *st = sl_store_defer_base(d);
 
-    struct sl_upstream_send send = {"POST", "/v1/chat/completions", 20, NULL, 0, "{}", 2};
-    struct sl_stream_opts o = {1 << 20, 1 << 16, 1 << 16, 0};
     struct sl_stream *s = NULL;
-    assert_int_equal(sl_stream_start(NULL, &quiet, &send, &o, &owner, NULL, &s), SL_OK);
-    s->state = SL_STREAM_RUNNING;
-    s->grace_ms = 60000;
+    assert_int_equal(quiet_stream(1 << 20, 60000, &s), SL_OK);
 
     norder = 0;
     struct answer add = {1, -999, 0, 0}, get = {2, -999, 0, 0}, rd = {3, -999, 0, 0};

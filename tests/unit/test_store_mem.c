@@ -13,53 +13,13 @@
 #include <cmocka.h>
 
 #include "core/alloc.h"
+#include "quiet_stream.h"
 #include "stream/store_mem.h"
-
-/* A transport whose requests never answer; cancel counts. */
-struct sl_upstream_req {
-    int dummy;
-};
-static int cancels;
-static struct sl_upstream_req reqs[64];
-static size_t nreqs;
-
-static int quiet_start(struct sl_upstream_transport *t, const struct sl_upstream_send *s,
-                       const struct sl_upstream_cbs *cbs, void *ud, struct sl_upstream_req **out)
-{
-    (void)t, (void)s, (void)cbs, (void)ud;
-    *out = &reqs[nreqs++ % 64];
-    return SL_OK;
-}
-static void quiet_cancel(struct sl_upstream_req *r)
-{
-    (void)r;
-    cancels++;
-}
-static struct sl_upstream_transport quiet = {"quiet", false, quiet_start, quiet_cancel};
-
-static void owner_open(void *ud, struct sl_stream *s, const struct sl_upstream_header *h, size_t n)
-{
-    (void)ud, (void)s, (void)h, (void)n;
-}
-static void owner_reply(void *ud, struct sl_stream *s, int st, const char *h, const char *b,
-                        size_t n)
-{
-    (void)ud, (void)s, (void)st, (void)h, (void)b, (void)n;
-}
-static void owner_fail(void *ud, struct sl_stream *s, int err, const char *what)
-{
-    (void)ud, (void)s, (void)err, (void)what;
-}
-static const struct sl_stream_owner owner = {owner_open, owner_reply, owner_fail};
 
 static struct sl_stream *new_stream(uint64_t grace_ms)
 {
-    struct sl_upstream_send send = {"POST", "/v1/chat/completions", 20, NULL, 0, "{}", 2};
-    struct sl_stream_opts o = {1 << 20, 1 << 16, 1 << 16, 0};
     struct sl_stream *s = NULL;
-    assert_int_equal(sl_stream_start(NULL, &quiet, &send, &o, &owner, NULL, &s), SL_OK);
-    s->state = SL_STREAM_RUNNING;
-    s->grace_ms = grace_ms;
+    assert_int_equal(quiet_stream(1 << 20, grace_ms, &s), SL_OK);
     return s;
 }
 
@@ -174,7 +134,7 @@ static void test_lookup_and_read_in_order(void **state)
 static void test_grace_counts_from_creation_and_from_the_last_listener(void **state)
 {
     (void)state;
-    cancels = 0;
+    quiet_cancels = 0;
     struct sl_store_mem *m = new_store(600, 1 << 24);
     struct sl_store *st = sl_store_mem_base(m);
     struct sl_stream *a = new_stream(5000); /* nobody ever comes */
@@ -183,9 +143,9 @@ static void test_grace_counts_from_creation_and_from_the_last_listener(void **st
     add(st, b);
     st->ops->listeners(st, b->id, +1);
     sl_store_mem_sweep(m, 5999);
-    assert_int_equal(cancels, 0);
+    assert_int_equal(quiet_cancels, 0);
     sl_store_mem_sweep(m, 6000); /* a: 5 s since creation at 1000 */
-    assert_int_equal(cancels, 1);
+    assert_int_equal(quiet_cancels, 1);
     assert_int_equal(a->state, SL_STREAM_CANCELLED);
     assert_int_equal(b->state, SL_STREAM_RUNNING);
     st->ops->listeners(st, b->id, -1); /* left at 6000 */
@@ -193,7 +153,7 @@ static void test_grace_counts_from_creation_and_from_the_last_listener(void **st
     assert_int_equal(b->state, SL_STREAM_RUNNING);
     sl_store_mem_sweep(m, 11000);
     assert_int_equal(b->state, SL_STREAM_CANCELLED);
-    assert_int_equal(cancels, 2);
+    assert_int_equal(quiet_cancels, 2);
     sl_stream_unref(a);
     sl_stream_unref(b);
     sl_store_mem_free(m);
@@ -202,14 +162,14 @@ static void test_grace_counts_from_creation_and_from_the_last_listener(void **st
 static void test_grace_zero_cancels_when_the_listener_leaves(void **state)
 {
     (void)state;
-    cancels = 0;
+    quiet_cancels = 0;
     struct sl_store_mem *m = new_store(600, 1 << 24);
     struct sl_store *st = sl_store_mem_base(m);
     struct sl_stream *s = new_stream(0);
     add(st, s);
     st->ops->listeners(st, s->id, +1);
     st->ops->listeners(st, s->id, -1);
-    assert_int_equal(cancels, 1);
+    assert_int_equal(quiet_cancels, 1);
     assert_int_equal(s->state, SL_STREAM_CANCELLED);
     /* The log ended with the cancelled error and stays readable. */
     struct readout r = {0};
@@ -348,14 +308,7 @@ static int step_new_store(struct fail_run *f)
 
 static int step_new_stream(struct fail_run *f)
 {
-    struct sl_upstream_send send = {"POST", "/v1/chat/completions", 20, NULL, 0, "{}", 2};
-    struct sl_stream_opts o = {1 << 20, 1 << 16, 1 << 16, 0};
-    int rc = sl_stream_start(NULL, &quiet, &send, &o, &owner, NULL, &f->s);
-    if (rc == SL_OK) {
-        f->s->state = SL_STREAM_RUNNING;
-        f->s->grace_ms = 30000;
-    }
-    return rc;
+    return quiet_stream(1 << 20, 30000, &f->s);
 }
 
 static int step_add(struct fail_run *f)
